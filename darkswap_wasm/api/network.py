@@ -1,0 +1,108 @@
+"""``Network``: DarkSwap's Python API over the host.
+
+    net = await Network.create(NetworkConfig(identity=Identity.from_seed(seed),
+                                             listen_addrs=["/ip4/127.0.0.1/tcp/0/ws"]))
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..host.connection import Connection
+from ..host.host import Host, HostConfig, StreamHandler
+from ..host.stream import Stream
+from ..identity import Identity, PeerId
+from ..protocols.identify import IdentifyInfo
+from ..transports.base import Transport
+from ..wire.multiaddr import Multiaddr
+
+
+@dataclass
+class NetworkConfig:
+    identity: Identity | None = None  # a fresh key when omitted
+    listen_addrs: list[str] = field(default_factory=list)
+    host: HostConfig = field(default_factory=HostConfig)
+    transports: list[Transport] | None = None  # default: what this runtime has
+
+    def __post_init__(self) -> None:
+        for a in self.listen_addrs:
+            Multiaddr(a)  # fail early on a malformed address
+
+
+def default_transports() -> list[Transport]:
+    if sys.platform == "emscripten":
+        raise ConfigError("in a page, transports come from js_glue (pass NetworkConfig.transports)")
+    from ..transports.tcp import TcpTransport
+    from ..transports.websocket import WebSocketTransport
+
+    return [TcpTransport(), WebSocketTransport()]
+
+
+class Network:
+    def __init__(self, host: Host, config: NetworkConfig) -> None:
+        self._host = host
+        self.config = config
+
+    @classmethod
+    async def create(cls, config: NetworkConfig | None = None) -> "Network":
+        config = config or NetworkConfig()
+        identity = config.identity or Identity.generate()
+        transports = config.transports if config.transports is not None else default_transports()
+        host = Host(identity, transports, config.host)
+        try:
+            await host.listen(config.listen_addrs)
+        except BaseException:
+            await host.close()
+            raise
+        return cls(host, config)
+
+    @property
+    def host(self) -> Host:
+        return self._host
+
+    def local_peer_id(self) -> PeerId:
+        return self._host.peer_id
+
+    def listen_addrs(self) -> list[Multiaddr]:
+        return self._host.listen_addrs()
+
+    async def connect(self, addr: str | Multiaddr) -> PeerId:
+        """Dial ``addr``; returns the peer's authenticated ID."""
+        conn = await self._host.dial(addr)
+        assert conn.remote_peer is not None
+        return conn.remote_peer
+
+    async def ping(self, peer: PeerId | str) -> float:
+        return await self._host.ping(peer)
+
+    async def identify(self, peer: PeerId | str, timeout: float | None = None) -> IdentifyInfo:
+        return await self._host.identify(peer, timeout)
+
+    def connections(self, peer: PeerId | str | None = None) -> list[Connection]:
+        return self._host.connections(peer)
+
+    def peers(self) -> list[PeerId]:
+        return self._host.peers()
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        self._host.set_stream_handler(protocol, handler)
+
+    async def new_stream(self, peer: PeerId | str, protocols: Iterable[str] | str) -> Stream:
+        if isinstance(protocols, str):
+            protocols = [protocols]
+        return await self._host.new_stream(peer, protocols)
+
+    def on(self, event: str, callback: Callable) -> None:
+        self._host.on(event, callback)
+
+    async def close(self) -> None:
+        await self._host.close()
+
+    async def __aenter__(self) -> "Network":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

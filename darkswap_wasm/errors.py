@@ -1,0 +1,93 @@
+"""The package's exceptions: one base class, a few families below it.
+
+Every error says what was wrong and, where it helps, what was expected. The
+JavaScript side maps each class to a stable ``code`` string (``CODE`` below).
+"""
+
+from __future__ import annotations
+
+
+class DarkSwapError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    CODE = "DARKSWAP_ERROR"
+
+    @property
+    def code(self) -> str:
+        return self.CODE
+
+
+class ProtocolError(DarkSwapError):
+    """A peer sent bytes that break the protocol (or a local call broke its state rules)."""
+
+    CODE = "PROTOCOL_ERROR"
+
+
+class DecodeError(ProtocolError):
+    """Bytes could not be decoded (bad varint, protobuf, multiaddr, ...)."""
+
+    CODE = "DECODE_ERROR"
+
+
+class LimitExceeded(ProtocolError):
+    """A size, count or rate limit was exceeded."""
+
+    CODE = "LIMIT_EXCEEDED"
+
+
+class HandshakeError(ProtocolError):
+    """A security handshake failed (bad signature, wrong peer, bad payload)."""
+
+    CODE = "HANDSHAKE_FAILED"
+
+
+class NegotiationError(ProtocolError):
+    """multistream-select found no protocol both sides support."""
+
+    CODE = "PROTOCOL_NEGOTIATION_FAILED"
+
+
+class StreamReset(DarkSwapError):
+    """The stream was reset by the peer or locally."""
+
+    CODE = "STREAM_RESET"
+
+
+class StreamClosed(DarkSwapError):
+    """The stream (or its write side) is closed."""
+
+    CODE = "STREAM_CLOSED"
+
+
+class ConnectionClosed(DarkSwapError):
+    """The connection is closed or was lost."""
+
+    CODE = "CONNECTION_CLOSED"
+
+
+class TimeoutError_(DarkSwapError, TimeoutError):
+    """A wait ran past its deadline."""
+
+    CODE = "TIMEOUT"
+
+
+# Public alias: ``darkswap_wasm.errors.Timeout`` (avoids shadowing the builtin name).
+Timeout = TimeoutError_
+
+
+class PeerUnreachable(DarkSwapError):
+    """No address of the peer could be dialed."""
+
+    CODE = "PEER_UNREACHABLE"
+
+
+class ConfigError(DarkSwapError, ValueError):
+    """A configuration value is invalid."""
+
+    CODE = "CONFIG_ERROR"
+
+
+class CryptoBackendUnavailable(DarkSwapError):
+    """No crypto backend is available in this runtime."""
+
+    CODE = "CRYPTO_BACKEND_UNAVAILABLE"

@@ -1,0 +1,372 @@
+"""The host: transports in, upgraded connections out; streams routed to protocol handlers.
+
+Also runs the two services every libp2p node runs: ping (``/ipfs/ping/1.0.0``) and identify
+(``/ipfs/id/1.0.0`` and its push variant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from .. import __version__
+from ..errors import (
+    ConfigError,
+    DarkSwapError,
+    NegotiationError,
+    PeerUnreachable,
+    ProtocolError,
+    Timeout,
+)
+from ..identity import Identity, PeerId
+from ..protocols import identify, multistream, ping
+from ..transports.base import Listener, RawConnection, Transport
+from ..wire.multiaddr import Multiaddr
+from .connection import Connection, ConnectionConfig
+from .stream import Stream
+
+log = logging.getLogger(__name__)
+
+StreamHandler = Callable[[Stream], Awaitable[None]]
+AGENT_VERSION = f"darkswap-wasm/{__version__}"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    dial_timeout: float = 10.0  # transport dial + upgrade
+    negotiate_timeout: float = 10.0  # multistream-select on a new stream
+    ping_timeout: float = 10.0
+    identify_timeout: float = 10.0
+    max_connections: int = 256  # live connections, all peers; inbound over it are refused
+    max_inbound_stream_handlers: int = 1024  # handler tasks running at once on this host
+    connection: ConnectionConfig = field(default_factory=ConnectionConfig)
+    agent_version: str = AGENT_VERSION
+
+
+class Host:
+    def __init__(self, identity: Identity, transports: Iterable[Transport], config: HostConfig) -> None:
+        self.identity = identity
+        self.peer_id = identity.peer_id
+        self.config = config
+        self._transports = list(transports)
+        self._listeners: list[Listener] = []
+        self._handlers: dict[str, StreamHandler] = {}
+        self._conns: dict[PeerId, list[Connection]] = {}
+        self._pending: set[Connection] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._identified: dict[PeerId, identify.IdentifyInfo] = {}
+        self._identify_waiters: dict[PeerId, asyncio.Event] = {}
+        self._listeners_cb: dict[str, list[Callable]] = {}
+        self._closed = False
+        self._handler_slots = asyncio.Semaphore(config.max_inbound_stream_handlers)
+        self.set_stream_handler(ping.PROTOCOL_ID, self._handle_ping)
+        self.set_stream_handler(identify.PROTOCOL_ID, self._handle_identify)
+        self.set_stream_handler(identify.PUSH_PROTOCOL_ID, self._handle_identify_push)
+
+    # -- events ------------------------------------------------------------------------------
+    def on(self, event: str, callback: Callable) -> None:
+        """Subscribe to ``peer:connect`` / ``peer:disconnect`` / ``peer:identify``."""
+        self._listeners_cb.setdefault(event, []).append(callback)
+
+    def _emit(self, event: str, *args) -> None:
+        for cb in self._listeners_cb.get(event, ()):
+            try:
+                cb(*args)
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not break the host
+                log.exception("%s callback failed", event)
+
+    # -- listening ---------------------------------------------------------------------------
+    async def listen(self, addrs: Iterable[str | Multiaddr]) -> None:
+        for a in addrs:
+            addr = Multiaddr(a)
+            transport = next((t for t in self._transports if t.can_listen(addr)), None)
+            if transport is None:
+                raise ConfigError(f"no transport can listen on {addr}")
+            self._listeners.append(await transport.listen(addr, self._on_inbound))
+
+    def listen_addrs(self) -> list[Multiaddr]:
+        suffix = Multiaddr(f"/p2p/{self.peer_id}")
+        return [a.encapsulate(suffix) for lst in self._listeners for a in lst.multiaddrs]
+
+    async def _on_inbound(self, raw: RawConnection) -> None:
+        if self._closed or self._count_connections() >= self.config.max_connections:
+            log.info("refusing inbound connection from %s: connection limit", raw.remote_addr)
+            await raw.close()
+            return
+        try:
+            await self._upgrade(raw, is_initiator=False, expected_peer=None)
+        except DarkSwapError as exc:
+            log.debug("inbound connection from %s failed: %s", raw.remote_addr, exc)
+
+    # -- connections -----------------------------------------------------------------------------
+    def _count_connections(self) -> int:
+        return sum(len(v) for v in self._conns.values()) + len(self._pending)
+
+    async def _upgrade(self, raw: RawConnection, *, is_initiator: bool, expected_peer: PeerId | None) -> Connection:
+        conn = Connection(
+            raw,
+            self.identity,
+            is_initiator=is_initiator,
+            expected_peer=expected_peer,
+            config=self.config.connection,
+            on_stream=self._on_stream,
+            on_closed=self._on_conn_closed,
+        )
+        self._pending.add(conn)
+        try:
+            await conn.start()
+        finally:
+            self._pending.discard(conn)
+        assert conn.remote_peer is not None
+        if conn.closed:
+            raise PeerUnreachable(f"connection to {conn.remote_peer} closed during upgrade")
+        peer = conn.remote_peer
+        first = not self._conns.get(peer)
+        self._conns.setdefault(peer, []).append(conn)
+        if first:
+            self._emit("peer:connect", peer)
+        self._spawn(self._identify_peer(conn))
+        return conn
+
+    def _on_conn_closed(self, conn: Connection) -> None:
+        peer = conn.remote_peer
+        if peer is None:
+            return
+        conns = self._conns.get(peer)
+        if conns and conn in conns:
+            conns.remove(conn)
+            if not conns:
+                del self._conns[peer]
+                self._emit("peer:disconnect", peer)
+
+    def connections(self, peer: PeerId | str | None = None) -> list[Connection]:
+        if peer is None:
+            return [c for cs in self._conns.values() for c in cs if not c.closed]
+        return [c for c in self._conns.get(PeerId.coerce(peer), []) if not c.closed]
+
+    def peers(self) -> list[PeerId]:
+        return [p for p, cs in self._conns.items() if cs]
+
+    async def dial(self, addr: str | Multiaddr) -> Connection:
+        maddr = Multiaddr(addr)
+        peer_text = maddr.value_for("p2p") if maddr.protocols()[-1:] == ["p2p"] else None
+        expected = PeerId.from_string(peer_text) if peer_text else None
+        if expected == self.peer_id:
+            raise ConfigError("refusing to dial ourselves")
+        if expected is not None:
+            for c in self.connections(expected):
+                if c.remote_addr == maddr.without_p2p():
+                    return c
+        target = maddr.without_p2p()
+        transport = next((t for t in self._transports if t.can_dial(target)), None)
+        if transport is None:
+            raise PeerUnreachable(f"no transport can dial {maddr}")
+        try:
+            raw = await asyncio.wait_for(transport.dial(target), self.config.dial_timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(f"dialing {maddr} timed out after {self.config.dial_timeout:g}s") from None
+        except DarkSwapError as exc:
+            raise PeerUnreachable(f"cannot reach {maddr}: {exc}") from exc
+        return await self._upgrade(raw, is_initiator=True, expected_peer=expected)
+
+    async def connection_to(self, peer: PeerId | str) -> Connection:
+        peer = PeerId.coerce(peer)
+        conns = self.connections(peer)
+        if conns:
+            return conns[0]
+        info = self._identified.get(peer)
+        for addr in info.listen_addrs if info else ():
+            try:
+                return await self.dial(addr.encapsulate(f"/p2p/{peer}"))
+            except DarkSwapError:
+                continue
+        raise PeerUnreachable(f"not connected to {peer} and no known address reaches it")
+
+    # -- streams -------------------------------------------------------------------------------
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        self._handlers[protocol] = handler
+
+    def remove_stream_handler(self, protocol: str) -> None:
+        self._handlers.pop(protocol, None)
+
+    def protocols(self) -> list[str]:
+        return list(self._handlers)
+
+    async def new_stream(self, peer: PeerId | str, protocols: Iterable[str]) -> Stream:
+        conn = await self.connection_to(peer)
+        return await self.new_stream_on(conn, protocols)
+
+    async def new_stream_on(self, conn: Connection, protocols: Iterable[str]) -> Stream:
+        stream = await conn.open_stream()
+        dialer = multistream.Dialer(protocols)
+        try:
+            await asyncio.wait_for(self._negotiate(stream, dialer), self.config.negotiate_timeout)
+        except asyncio.TimeoutError:
+            await stream.reset()
+            raise Timeout("protocol negotiation timed out") from None
+        except DarkSwapError:
+            await stream.reset()
+            raise
+        return stream
+
+    async def _negotiate(self, stream: Stream, machine: multistream.Dialer | multistream.Listener) -> None:
+        out = machine.data_to_send()
+        if out:
+            await stream.write(out)
+        while not machine.done:
+            data = await stream.read()
+            if not data:
+                raise NegotiationError("stream ended during protocol negotiation")
+            machine.receive_data(data)
+            out = machine.data_to_send()
+            if out:
+                await stream.write(out)
+        stream.protocol = machine.protocol
+        stream.unread(machine.leftover())
+
+    def _on_stream(self, stream: Stream) -> None:
+        self._spawn(self._serve_stream(stream))
+
+    async def _serve_stream(self, stream: Stream) -> None:
+        if self._handler_slots.locked():
+            await stream.reset()
+            return
+        async with self._handler_slots:
+            listener = multistream.Listener(lambda p: p in self._handlers)
+            listener.set_listing(self.protocols)
+            try:
+                await asyncio.wait_for(self._negotiate(stream, listener), self.config.negotiate_timeout)
+            except (DarkSwapError, asyncio.TimeoutError) as exc:
+                log.debug("inbound stream negotiation failed: %r", exc)
+                await stream.reset()
+                return
+            handler = self._handlers.get(stream.protocol or "")
+            if handler is None:
+                await stream.reset()
+                return
+            try:
+                await handler(stream)
+            except DarkSwapError as exc:
+                log.debug("handler for %s ended with %r", stream.protocol, exc)
+                await stream.reset()
+            except Exception:  # noqa: BLE001
+                log.exception("handler for %s failed", stream.protocol)
+                await stream.reset()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- ping ---------------------------------------------------------------------------------
+    async def _handle_ping(self, stream: Stream) -> None:
+        responder = ping.PingResponder()
+        while True:
+            data = await stream.read(timeout=self.config.connection.io_timeout)
+            if not data:
+                await stream.close()
+                return
+            out = responder.receive_data(data)
+            if out:
+                await stream.write(out)
+
+    async def ping(self, peer: PeerId | str) -> float:
+        """Round trip of one ``/ipfs/ping/1.0.0`` exchange, in seconds."""
+        stream = await self.new_stream(peer, [ping.PROTOCOL_ID])
+        try:
+            dialer = ping.PingDialer(os.urandom(ping.PING_LENGTH))
+            start = time.monotonic()
+            await stream.write(dialer.payload)
+            while True:
+                data = await stream.read(timeout=self.config.ping_timeout)
+                if not data:
+                    raise ProtocolError("ping stream ended before the echo")
+                if dialer.receive_data(data):
+                    rtt = time.monotonic() - start
+                    break
+            await stream.close()
+            return rtt
+        except BaseException:
+            await stream.reset()
+            raise
+
+    # -- identify ---------------------------------------------------------------------------------
+    def _identify_info(self, conn: Connection) -> identify.IdentifyInfo:
+        return identify.IdentifyInfo(
+            protocol_version=identify.PROTOCOL_VERSION,
+            agent_version=self.config.agent_version,
+            public_key=self.identity.public_key,
+            listen_addrs=tuple(a.without_p2p() for a in self.listen_addrs()),
+            observed_addr=conn.remote_addr,
+            protocols=tuple(self.protocols()),
+        )
+
+    async def _handle_identify(self, stream: Stream) -> None:
+        await stream.write(self._identify_info(stream.conn).encode())
+        await stream.close()
+
+    async def _handle_identify_push(self, stream: Stream) -> None:
+        await self._read_identify(stream)
+
+    async def _read_identify(self, stream: Stream) -> identify.IdentifyInfo:
+        reader = identify.IdentifyReader(stream.remote_peer)
+        while True:
+            data = await stream.read(timeout=self.config.identify_timeout)
+            if not data:
+                info = reader.end_of_stream()
+                break
+            if reader.receive_data(data) is not None:
+                info = reader.result
+                break
+        assert info is not None
+        peer = stream.remote_peer
+        self._identified[peer] = info
+        waiter = self._identify_waiters.get(peer)
+        if waiter is not None:
+            waiter.set()
+        self._emit("peer:identify", peer, info)
+        return info
+
+    async def _identify_peer(self, conn: Connection) -> None:
+        try:
+            stream = await self.new_stream_on(conn, [identify.PROTOCOL_ID])
+            try:
+                await self._read_identify(stream)
+            except BaseException:
+                await stream.reset()
+                raise
+            await stream.close()
+        except DarkSwapError as exc:
+            log.debug("identify with %s failed: %s", conn.remote_peer, exc)
+
+    async def identify(self, peer: PeerId | str, timeout: float | None = None) -> identify.IdentifyInfo:
+        """What identify told us about ``peer`` (waits for the exchange on a new connection)."""
+        peer = PeerId.coerce(peer)
+        if peer in self._identified:
+            return self._identified[peer]
+        event = self._identify_waiters.setdefault(peer, asyncio.Event())
+        t = self.config.identify_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(event.wait(), t)
+        except asyncio.TimeoutError:
+            raise Timeout(f"no identify from {peer} within {t:g}s") from None
+        return self._identified[peer]
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for lst in self._listeners:
+            await lst.close()
+        self._listeners.clear()
+        for conn in list(self._pending) + self.connections():
+            await conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,159 @@
+"""A yamux stream as asyncio sees it: ``read`` / ``write`` / ``close`` / ``reset``.
+
+Reads credit the peer's window only once the application has taken the bytes (receive
+backpressure); writes wait for send window and for the transport to drain (send backpressure).
+Every wait is bounded by the connection's I/O timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ..errors import ConnectionClosed, LimitExceeded, StreamClosed, StreamReset, Timeout
+
+if TYPE_CHECKING:
+    from ..identity import PeerId
+    from .connection import Connection
+
+
+class Stream:
+    def __init__(self, conn: "Connection", stream_id: int, *, inbound: bool) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.inbound = inbound
+        self.protocol: str | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._reset = False
+        self._write_closed = False
+        self._error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+
+    # -- fed by the connection -----------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+            self._readable.set()
+
+    def _feed_eof(self) -> None:
+        self._eof = True
+        self._readable.set()
+
+    def _on_reset(self, error: BaseException | None = None) -> None:
+        self._reset = True
+        self._error = error
+        self._readable.set()
+        self._writable.set()
+
+    def _on_window(self) -> None:
+        self._writable.set()
+
+    # -- public API --------------------------------------------------------------------
+    @property
+    def remote_peer(self) -> "PeerId":
+        assert self.conn.remote_peer is not None
+        return self.conn.remote_peer
+
+    @property
+    def is_reset(self) -> bool:
+        return self._reset
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of the buffer (already credited to the window)."""
+        if data:
+            self._chunks.appendleft(data)
+            self._buffered += len(data)
+            self._readable.set()
+
+    async def read(self, max_bytes: int = -1, *, timeout: float | None = None) -> bytes:
+        """Next bytes (at most ``max_bytes`` when > 0); ``b""`` at end of stream."""
+        while not self._chunks:
+            if self._reset:
+                raise StreamReset(f"stream {self.stream_id} was reset") from self._error
+            if self._eof:
+                return b""
+            self._readable.clear()
+            await self._wait(self._readable, timeout, "read")
+        chunk = self._chunks.popleft()
+        if 0 < max_bytes < len(chunk):
+            self._chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        self._buffered -= len(chunk)
+        self.conn._acknowledge(self.stream_id, len(chunk))
+        return chunk
+
+    async def readexactly(self, n: int, *, timeout: float | None = None) -> bytes:
+        parts = []
+        need = n
+        while need:
+            chunk = await self.read(need, timeout=timeout)
+            if not chunk:
+                raise StreamClosed(f"stream ended {need} bytes short of {n}")
+            parts.append(chunk)
+            need -= len(chunk)
+        return b"".join(parts)
+
+    async def read_all(self, limit: int, *, timeout: float | None = None) -> bytes:
+        """Everything until end of stream; :class:`LimitExceeded` past ``limit`` bytes."""
+        parts = []
+        total = 0
+        while True:
+            chunk = await self.read(timeout=timeout)
+            if not chunk:
+                return b"".join(parts)
+            total += len(chunk)
+            if total > limit:
+                await self.reset()
+                raise LimitExceeded(f"stream sent more than {limit} bytes")
+            parts.append(chunk)
+
+    async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+        if self._reset:
+            raise StreamReset(f"stream {self.stream_id} was reset") from self._error
+        if self._write_closed:
+            raise StreamClosed(f"stream {self.stream_id} is closed for writing")
+        mv = memoryview(data)
+        off = 0
+        total = len(mv)
+        while off < total:
+            self._writable.clear()
+            n = self.conn._send_data(self.stream_id, mv[off:])
+            off += n
+            if off < total and n == 0:
+                await self._wait(self._writable, timeout, "write")
+                if self._reset:
+                    raise StreamReset(f"stream {self.stream_id} was reset") from self._error
+            await self.conn._drain()
+
+    async def close(self) -> None:
+        """Close our writing half (FIN); reading goes on until the peer closes its half."""
+        if self._write_closed or self._reset:
+            return
+        self._write_closed = True
+        self.conn._close_stream(self.stream_id)
+        await self.conn._drain()
+
+    async def reset(self) -> None:
+        if self._reset:
+            return
+        self._reset = True
+        self._readable.set()
+        self._writable.set()
+        self.conn._reset_stream(self.stream_id)
+
+    async def _wait(self, event: asyncio.Event, timeout: float | None, what: str) -> None:
+        t = self.conn.config.io_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(event.wait(), t)
+        except asyncio.TimeoutError:
+            raise Timeout(f"stream {self.stream_id} {what} timed out after {t:g}s") from None
+        if self.conn.closed and not self._chunks and not self._eof and not self._reset:
+            raise ConnectionClosed("connection closed")
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.stream_id} {self.protocol or '?'} to {self.conn.remote_peer}>"
