@@ -67,13 +67,15 @@ class WsConnection(RawConnection):
             self._drained.set()
 
     async def read(self) -> bytes:
-        try:
-            msg = await self._ws.recv()
-        except (WsConnectionClosed, OSError):
-            return b""
-        if isinstance(msg, str):
-            raise ProtocolError("libp2p over WebSocket expects binary frames, got a text frame")
-        return msg
+        while True:
+            try:
+                msg = await self._ws.recv()
+            except (WsConnectionClosed, OSError):
+                return b""
+            if isinstance(msg, str):
+                raise ProtocolError("libp2p over WebSocket expects binary frames, got a text frame")
+            if msg:  # empty binary messages happen (js-libp2p sends some); b"" means EOF to us
+                return msg
 
     def write(self, data: bytes) -> None:
         if self._closed:
