@@ -134,6 +134,7 @@ class Connection:
             elif isinstance(ev, yamux.StreamOpened):
                 s = Stream(self, ev.stream_id, inbound=True)
                 self._streams[ev.stream_id] = s
+                self._muxer().accept_stream(ev.stream_id)
                 self._on_stream(s)
             elif isinstance(ev, yamux.StreamEnded):
                 s = self._streams.get(ev.stream_id)
