@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# darkswap_wasm — build and project jobs.
+#
+#   ./build.sh          build the browser distribution in dist/ (project wheel, Pyodide core, wheels)
+#   ./build.sh demo     build, then start a local node on 127.0.0.1 and print its addresses
+#   ./build.sh test     install everything the tests need, build, and run the whole suite
+#   ./build.sh bench    run the benchmarks (numbers go to bench/RESULTS.md by hand)
+#
+# Everything it installs goes into this checkout: .venv/ (Python), tests/interop/js/node_modules
+# (Node 22 + js-libp2p from npm), .cache/ and dist/. Re-running is cheap: each step is skipped
+# when its inputs did not change.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=$VENV/bin/python
+JS_DIR=$ROOT/tests/interop/js
+NODE22_BIN=$JS_DIR/node_modules/.bin
+
+say() { printf '\033[1m[build]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not installed ($2)"; }
+
+python_env() {
+  need python3 "Python >= 3.11"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required, found $(python3 -V)"
+  local stamp=$VENV/.stamp-$(sha1sum pyproject.toml | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    say "python: creating .venv and installing the project with its test extras"
+    [ -x "$PY" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$PY" -m pip install --quiet --upgrade pip >/dev/null
+    "$PY" -m pip install --quiet -e ".[test]" || die "pip install failed (is PyPI reachable?)"
+    rm -f "$VENV"/.stamp-*; touch "$stamp"
+  else
+    say "python: .venv up to date"
+  fi
+}
+
+node_env() {
+  need npm "Node.js and npm"
+  local stamp=$JS_DIR/node_modules/.stamp-$(sha1sum "$JS_DIR/package-lock.json" | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    say "node: npm ci in tests/interop/js (Node 22 + js-libp2p 3)"
+    (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed (is the npm registry reachable?)"
+    touch "$stamp"
+  else
+    say "node: tests/interop/js/node_modules up to date"
+  fi
+  [ -x "$NODE22_BIN/node" ] || die "Node 22 binary missing at $NODE22_BIN/node after npm ci"
+  "$NODE22_BIN/node" -e 'process.exit(+process.versions.node.split(".")[0] < 22)' || die "the Node in $NODE22_BIN is not >= 22"
+}
+
+build_dist() {
+  python_env
+  say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI)"
+  "$PY" scripts/build_dist.py --out dist --with-tests || die "building dist/ failed"
+}
+
+cmd_build() { build_dist; say "done: dist/ is ready"; }
+
+cmd_demo() {
+  build_dist
+  say "demo: starting a DarkSwap node on 127.0.0.1 (Ctrl-C stops it)"
+  exec "$PY" -m darkswap_wasm.cli --listen /ip4/127.0.0.1/tcp/4001 --listen /ip4/127.0.0.1/tcp/4002/ws \
+       --identity "$ROOT/.cache/demo-node.key" --log-level INFO
+}
+
+cmd_test() {
+  python_env
+  node_env
+  build_dist
+  export PATH="$NODE22_BIN:$PATH"  # pytest-pyodide's node runtime and the js peers use Node 22
+  say "test: native, integration and js-libp2p interop tests, then the unit tests inside Pyodide"
+  "$PY" -m pytest tests "$@"
+}
+
+cmd_bench() {
+  python_env
+  node_env
+  "$PY" bench/bench_yamux.py
+  "$PY" bench/bench_throughput.py "$@"
+}
+
+case "${1:-build}" in
+  build) shift || true; cmd_build "$@" ;;
+  demo) shift; cmd_demo "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  -h|--help|help) sed -n '2,12p' "$0" ;;
+  *) die "unknown job '$1' (build | demo | test | bench)" ;;
+esac
