@@ -19,12 +19,15 @@ from .api import Network, NetworkConfig
 from .errors import DarkSwapError
 from .identity import Identity
 
+log = logging.getLogger("darkswap_wasm.cli")
 DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="darkswap-node", description=__doc__.split("\n\n")[0])
-    p.add_argument("--listen", action="append", metavar="MULTIADDR", help="repeatable; default: TCP and WS on 127.0.0.1")
+    p.add_argument(
+        "--listen", action="append", metavar="MULTIADDR", help="repeatable; default: TCP and WS on 127.0.0.1"
+    )
     p.add_argument("--identity", metavar="PATH", help="key file (created with mode 0600 if missing)")
     p.add_argument("--connect", action="append", default=[], metavar="MULTIADDR", help="dial and ping these at start")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -39,8 +42,8 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    net.on("peer:connect", lambda p: logging.info("peer connected: %s", p))
-    net.on("peer:disconnect", lambda p: logging.info("peer disconnected: %s", p))
+    net.on("peer:connect", lambda p: log.info("peer connected: %s", p))
+    net.on("peer:disconnect", lambda p: log.info("peer disconnected: %s", p))
     try:
         for addr in net.listen_addrs():
             print(addr, flush=True)
@@ -48,9 +51,9 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 peer = await net.connect(addr)
                 rtt = await net.ping(peer)
-                logging.warning("connected to %s, ping %.1f ms", peer, rtt * 1000)
+                log.warning("connected to %s, ping %.1f ms", peer, rtt * 1000)
             except DarkSwapError as exc:
-                logging.error("cannot reach %s: %s", addr, exc)
+                log.error("cannot reach %s: %s", addr, exc)
         await stop.wait()
     finally:
         await net.close()
@@ -59,7 +62,9 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         return asyncio.run(run(args))
     except DarkSwapError as exc:

@@ -47,7 +47,7 @@ class Network:
         self.config = config
 
     @classmethod
-    async def create(cls, config: NetworkConfig | None = None) -> "Network":
+    async def create(cls, config: NetworkConfig | None = None) -> Network:
         config = config or NetworkConfig()
         identity = config.identity or Identity.generate()
         transports = config.transports if config.transports is not None else default_transports()
@@ -101,7 +101,7 @@ class Network:
     async def close(self) -> None:
         await self._host.close()
 
-    async def __aenter__(self) -> "Network":
+    async def __aenter__(self) -> Network:
         return self
 
     async def __aexit__(self, *exc) -> None:

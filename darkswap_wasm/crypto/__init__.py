@@ -21,10 +21,10 @@ __all__ = [
     "CryptoBackend",
     "DecryptionFailed",
     "get_backend",
+    "hkdf_sha256",
+    "hmac_sha256",
     "set_backend",
     "sha256",
-    "hmac_sha256",
-    "hkdf_sha256",
 ]
 
 _backend: CryptoBackend | None = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ConnectionClosed, DarkSwapError, ProtocolError, Timeout
 from ..identity import PeerId
@@ -31,20 +32,20 @@ class ConnectionConfig:
 
     upgrade_timeout: float = 10.0  # multistream + Noise + muxer negotiation
     io_timeout: float = 60.0  # longest wait of one stream read or write
-    yamux: yamux.YamuxConfig = yamux.YamuxConfig()
+    yamux: yamux.YamuxConfig = field(default_factory=yamux.YamuxConfig)
 
 
 class Connection:
     def __init__(
         self,
         raw: RawConnection,
-        identity: "Identity",
+        identity: Identity,
         *,
         is_initiator: bool,
         expected_peer: PeerId | None,
         config: ConnectionConfig,
         on_stream: Callable[[Stream], None],
-        on_closed: Callable[["Connection"], None],
+        on_closed: Callable[[Connection], None],
     ) -> None:
         self.raw = raw
         self.config = config
@@ -89,7 +90,7 @@ class Connection:
         self._task = asyncio.ensure_future(self._read_loop())
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self.config.upgrade_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.close(Timeout(f"connection upgrade with {self.raw.remote_addr} timed out"))
             raise Timeout(f"connection upgrade with {self.raw.remote_addr} timed out") from None
         except BaseException:
@@ -116,7 +117,7 @@ class Connection:
                 self._flush()
             except DarkSwapError:
                 pass
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave streams hanging
+        except Exception as exc:
             log.exception("unexpected error on connection to %s", self.raw.remote_addr)
             reason = ProtocolError(f"internal error: {exc!r}")
         await self._teardown(reason)
@@ -168,7 +169,7 @@ class Connection:
             raise ConnectionClosed("connection closed") from self._close_reason
         try:
             await asyncio.wait_for(self.raw.drain(), self.config.io_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout("transport write timed out") from None
 
     async def _teardown(self, reason: BaseException | None) -> None:
@@ -200,7 +201,7 @@ class Connection:
                 muxer.go_away(0)
                 self._flush()
                 await asyncio.wait_for(self.raw.drain(), 1.0)
-            except (DarkSwapError, asyncio.TimeoutError):
+            except (TimeoutError, DarkSwapError):
                 pass
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -266,7 +267,7 @@ class Connection:
         self._flush()
         try:
             end = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._pings.pop(opaque, None)
             raise Timeout(f"yamux ping timed out after {timeout:g}s") from None
         return end - start

@@ -76,7 +76,7 @@ class Host:
         for cb in self._listeners_cb.get(event, ()):
             try:
                 cb(*args)
-            except Exception:  # noqa: BLE001 - a subscriber's bug must not break the host
+            except Exception:
                 log.exception("%s callback failed", event)
 
     # -- listening ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ class Host:
             raise PeerUnreachable(f"no transport can dial {maddr}")
         try:
             raw = await asyncio.wait_for(transport.dial(target), self.config.dial_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout(f"dialing {maddr} timed out after {self.config.dial_timeout:g}s") from None
         except DarkSwapError as exc:
             raise PeerUnreachable(f"cannot reach {maddr}: {exc}") from exc
@@ -205,7 +205,7 @@ class Host:
         dialer = multistream.Dialer(protocols)
         try:
             await asyncio.wait_for(self._negotiate(stream, dialer), self.config.negotiate_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await stream.reset()
             raise Timeout("protocol negotiation timed out") from None
         except DarkSwapError:
@@ -240,7 +240,7 @@ class Host:
             listener.set_listing(self.protocols)
             try:
                 await asyncio.wait_for(self._negotiate(stream, listener), self.config.negotiate_timeout)
-            except (DarkSwapError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, DarkSwapError) as exc:
                 log.debug("inbound stream negotiation failed: %r", exc)
                 await stream.reset()
                 return
@@ -253,7 +253,7 @@ class Host:
             except DarkSwapError as exc:
                 log.debug("handler for %s ended with %r", stream.protocol, exc)
                 await stream.reset()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("handler for %s failed", stream.protocol)
                 await stream.reset()
 
@@ -352,7 +352,7 @@ class Host:
         t = self.config.identify_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(event.wait(), t)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout(f"no identify from {peer} within {t:g}s") from None
         return self._identified[peer]
 

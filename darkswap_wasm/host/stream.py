@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Stream:
-    def __init__(self, conn: "Connection", stream_id: int, *, inbound: bool) -> None:
+    def __init__(self, conn: Connection, stream_id: int, *, inbound: bool) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.inbound = inbound
@@ -55,7 +55,7 @@ class Stream:
 
     # -- public API --------------------------------------------------------------------
     @property
-    def remote_peer(self) -> "PeerId":
+    def remote_peer(self) -> PeerId:
         assert self.conn.remote_peer is not None
         return self.conn.remote_peer
 
@@ -150,7 +150,7 @@ class Stream:
         t = self.conn.config.io_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(event.wait(), t)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Timeout(f"stream {self.stream_id} {what} timed out after {t:g}s") from None
         if self.conn.closed and not self._chunks and not self._eof and not self._reset:
             raise ConnectionClosed("connection closed")

@@ -36,7 +36,7 @@ class PublicKey:
         return protobuf.encode(KEY_SCHEMA, {"type": KEY_TYPE_ED25519, "data": self.raw})
 
     @classmethod
-    def from_protobuf(cls, data: bytes) -> "PublicKey":
+    def from_protobuf(cls, data: bytes) -> PublicKey:
         if len(data) > MAX_KEY_BYTES:
             raise DecodeError("public key message too large")
         msg = protobuf.decode(KEY_SCHEMA, data)
@@ -57,7 +57,7 @@ class PublicKey:
 class Identity:
     """A node's Ed25519 key pair. Keep the seed secret; share :attr:`peer_id`."""
 
-    __slots__ = ("_seed", "public_key", "peer_id")
+    __slots__ = ("_seed", "peer_id", "public_key")
 
     def __init__(self, seed: bytes) -> None:
         seed = bytes(seed)
@@ -68,11 +68,11 @@ class Identity:
         self.peer_id = self.public_key.peer_id
 
     @classmethod
-    def generate(cls) -> "Identity":
+    def generate(cls) -> Identity:
         return cls(crypto.get_backend().random_bytes(32))
 
     @classmethod
-    def from_seed(cls, seed: bytes) -> "Identity":
+    def from_seed(cls, seed: bytes) -> Identity:
         return cls(seed)
 
     def sign(self, message: bytes) -> bytes:
@@ -82,7 +82,7 @@ class Identity:
         return protobuf.encode(KEY_SCHEMA, {"type": KEY_TYPE_ED25519, "data": self._seed + self.public_key.raw})
 
     @classmethod
-    def from_private_key_protobuf(cls, data: bytes) -> "Identity":
+    def from_private_key_protobuf(cls, data: bytes) -> Identity:
         if len(data) > MAX_KEY_BYTES:
             raise DecodeError("private key message too large")
         msg = protobuf.decode(KEY_SCHEMA, data)
@@ -97,7 +97,7 @@ class Identity:
         return ident
 
     @classmethod
-    def load_or_create(cls, path: "str | os.PathLike[str]") -> "Identity":
+    def load_or_create(cls, path: str | os.PathLike[str]) -> Identity:
         """Load the key at ``path`` (libp2p protobuf private key), or create it with mode 0600."""
         p = Path(path)
         if p.exists():

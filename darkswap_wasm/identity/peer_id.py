@@ -28,13 +28,13 @@ class PeerId:
         self._text: str | None = None
 
     @classmethod
-    def from_public_key_protobuf(cls, key_protobuf: bytes) -> "PeerId":
+    def from_public_key_protobuf(cls, key_protobuf: bytes) -> PeerId:
         if len(key_protobuf) <= MAX_INLINE_KEY:
             return cls(bytes((MH_IDENTITY, len(key_protobuf))) + key_protobuf)
         return cls(bytes((MH_SHA256, 32)) + hashlib.sha256(key_protobuf).digest())
 
     @classmethod
-    def from_string(cls, text: str) -> "PeerId":
+    def from_string(cls, text: str) -> PeerId:
         if not isinstance(text, str):
             raise TypeError(f"peer ID must be a str, not {type(text).__name__}")
         if text.startswith(("Qm", "1")):
@@ -47,7 +47,7 @@ class PeerId:
         return cls(data[pos:])
 
     @classmethod
-    def coerce(cls, value: "PeerId | str | bytes") -> "PeerId":
+    def coerce(cls, value: PeerId | str | bytes) -> PeerId:
         if isinstance(value, PeerId):
             return value
         if isinstance(value, str):

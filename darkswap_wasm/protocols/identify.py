@@ -61,7 +61,7 @@ class IdentifyInfo:
         return encode_frame(body)
 
     @classmethod
-    def decode_body(cls, body: bytes, *, remote_peer: PeerId | None = None) -> "IdentifyInfo":
+    def decode_body(cls, body: bytes, *, remote_peer: PeerId | None = None) -> IdentifyInfo:
         msg = protobuf.decode(SCHEMA, body)
         key = None
         if "publicKey" in msg:

@@ -139,14 +139,14 @@ class Listener(_Base):
 
     def __init__(
         self,
-        supported: "Iterable[str] | Callable[[str], bool]",
+        supported: Iterable[str] | Callable[[str], bool],
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         super().__init__()
         if callable(supported):
             self._supports = supported
-            self._listing: Callable[[], list[str]] = lambda: []
+            self._listing: Callable[[], list[str]] = list
         else:
             names = list(supported)
             self._supports = set(names).__contains__

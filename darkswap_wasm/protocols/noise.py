@@ -70,7 +70,7 @@ class DataReceived:
 
 
 class _CipherState:
-    __slots__ = ("key", "nonce", "_backend")
+    __slots__ = ("_backend", "key", "nonce")
 
     def __init__(self, key: bytes | None = None) -> None:
         self.key = key

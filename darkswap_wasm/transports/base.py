@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
+from ..errors import ConnectionClosed
 from ..wire.multiaddr import Multiaddr
 
 
@@ -81,3 +84,73 @@ def host_port(addr: Multiaddr) -> tuple[str, int, str]:
 def tcp_multiaddr(host: str, port: int) -> Multiaddr:
     family = "ip6" if ":" in host else "ip4"
     return Multiaddr(f"/{family}/{host}/tcp/{port}")
+
+
+class QueuedSender:
+    """The write side of adapters whose leaf ``send`` is a coroutine (WebSocket, a relayed stream,
+    a data channel): ``write`` queues without blocking; one task sends in order, coalescing
+    queued chunks up to ``max_message`` bytes; ``drain`` waits while more than ``high_water``
+    bytes are queued. A send failure closes it and is raised by the next ``write``/``drain``.
+    """
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], *, max_message: int, high_water: int) -> None:
+        self._send = send
+        self._max_message = max_message
+        self._high_water = high_water
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self.closed = False
+        self.error: BaseException | None = None
+        self._task = asyncio.ensure_future(self._run())
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None or self.closed:
+            raise ConnectionClosed(f"connection is closed{': ' + str(self.error) if self.error else ''}")
+        mv = memoryview(data)
+        for off in range(0, len(mv), self._max_message):
+            self._queue.append(bytes(mv[off : off + self._max_message]))
+        self._queued += len(mv)
+        if self._queued > self._high_water:
+            self._drained.clear()
+        self._wakeup.set()
+
+    async def drain(self) -> None:
+        await self._drained.wait()
+        if self.error is not None:
+            raise ConnectionClosed(f"connection lost: {self.error}")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    if self.closed:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                parts = [self._queue.popleft()]
+                size = len(parts[0])
+                while self._queue and size + len(self._queue[0]) <= self._max_message:
+                    chunk = self._queue.popleft()
+                    parts.append(chunk)
+                    size += len(chunk)
+                await self._send(parts[0] if len(parts) == 1 else b"".join(parts))
+                self._queued -= size
+                if self._queued <= self._high_water:
+                    self._drained.set()
+        except Exception as exc:  # noqa: BLE001 - any leaf failure ends the sender
+            self.error = exc
+            self.closed = True
+            self._queue.clear()
+            self._drained.set()
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (for at most ``timeout`` seconds), then stop."""
+        self.closed = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except (TimeoutError, Exception):  # noqa: BLE001
+            self._task.cancel()

@@ -58,7 +58,7 @@ class TcpConnection(RawConnection):
         self._writer.close()
         try:
             await asyncio.wait_for(self._writer.wait_closed(), 2.0)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError):
             pass
 
     @property
@@ -79,7 +79,7 @@ class _TcpListener(Listener):
         self._server.close()
         try:
             await asyncio.wait_for(self._server.wait_closed(), 2.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

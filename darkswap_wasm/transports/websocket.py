@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -17,7 +16,15 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from ..errors import ConnectionClosed, ProtocolError
 from ..wire.multiaddr import Multiaddr
-from .base import ConnectionHandler, Listener, RawConnection, Transport, host_port, tcp_multiaddr
+from .base import (
+    ConnectionHandler,
+    Listener,
+    QueuedSender,
+    RawConnection,
+    Transport,
+    host_port,
+    tcp_multiaddr,
+)
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 16 * 1024 * 1024  # largest binary message we accept
@@ -32,39 +39,8 @@ class WsConnection(RawConnection):
         self._ws = ws
         self.remote_addr = remote_addr
         self.local_addr = local_addr
-        self._queue: deque[bytes] = deque()
-        self._queued = 0
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._closed = False
-        self._error: BaseException | None = None
-        self._sender = asyncio.ensure_future(self._send_loop())
+        self._sender = QueuedSender(ws.send, max_message=SEND_FRAME, high_water=WRITE_HIGH_WATER)
         self.done = asyncio.get_running_loop().create_future()
-
-    async def _send_loop(self) -> None:
-        try:
-            while True:
-                while not self._queue:
-                    if self._closed:
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                # coalesce queued chunks into one frame (bounded by MAX_FRAME)
-                parts = []
-                size = 0
-                while self._queue and size + len(self._queue[0]) <= SEND_FRAME:
-                    chunk = self._queue.popleft()
-                    parts.append(chunk)
-                    size += len(chunk)
-                await self._ws.send(b"".join(parts) if len(parts) > 1 else parts[0])
-                self._queued -= size
-                if self._queued <= WRITE_HIGH_WATER:
-                    self._drained.set()
-        except (WsConnectionClosed, OSError) as exc:
-            self._error = exc
-            self._closed = True
-            self._drained.set()
 
     async def read(self) -> bytes:
         while True:
@@ -78,41 +54,24 @@ class WsConnection(RawConnection):
                 return msg
 
     def write(self, data: bytes) -> None:
-        if self._closed:
-            raise ConnectionClosed(f"WebSocket connection is closed{': ' + str(self._error) if self._error else ''}")
-        if not data:
-            return
-        mv = memoryview(data)
-        for off in range(0, len(mv), SEND_FRAME):
-            self._queue.append(bytes(mv[off : off + SEND_FRAME]))
-        self._queued += len(data)
-        if self._queued > WRITE_HIGH_WATER:
-            self._drained.clear()
-        self._wakeup.set()
+        if data:
+            self._sender.write(data)
 
     async def drain(self) -> None:
-        await self._drained.wait()
-        if self._error is not None:
-            raise ConnectionClosed(f"WebSocket connection lost: {self._error}")
+        await self._sender.drain()
 
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._wakeup.set()
-            try:
-                await asyncio.wait_for(self._sender, 2.0)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing regardless
-                self._sender.cancel()
+        await self._sender.close()
         try:
             await asyncio.wait_for(self._ws.close(), 2.0)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
-            pass
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing regardless
+            log.debug("WebSocket close: %r", exc)
         if not self.done.done():
             self.done.set_result(None)
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._sender.closed
 
 
 class _WsListener(Listener):
@@ -128,7 +87,7 @@ class _WsListener(Listener):
         self._server.close()
         try:
             await asyncio.wait_for(self._server.wait_closed(), 3.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -155,7 +114,7 @@ class WebSocketTransport(Transport):
                 open_timeout=10,
                 ping_interval=None,
             )
-        except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, InvalidHandshake, InvalidURI) as exc:
             raise ConnectionClosed(f"WebSocket dial {addr} failed: {exc}") from exc
         local = ws.local_address
         return WsConnection(

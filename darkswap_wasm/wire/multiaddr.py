@@ -8,8 +8,8 @@ webrtc-direct, certhash. ``/ipfs/<id>`` is read as ``/p2p/<id>``.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import DecodeError
 from . import multibase, varint
@@ -113,7 +113,7 @@ class Multiaddr:
 
     __slots__ = ("_parts",)
 
-    def __init__(self, addr: "str | Multiaddr | bytes") -> None:
+    def __init__(self, addr: str | Multiaddr | bytes) -> None:
         if isinstance(addr, Multiaddr):
             self._parts = addr._parts
             return
@@ -123,11 +123,11 @@ class Multiaddr:
         self._parts = _parse_text(addr)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Multiaddr":
+    def from_bytes(cls, data: bytes) -> Multiaddr:
         return cls(bytes(data))
 
     @classmethod
-    def _from_parts(cls, parts: tuple[tuple[str, bytes], ...]) -> "Multiaddr":
+    def _from_parts(cls, parts: tuple[tuple[str, bytes], ...]) -> Multiaddr:
         obj = cls.__new__(cls)
         obj._parts = parts
         return obj
@@ -167,24 +167,24 @@ class Multiaddr:
         return self.to_bytes()
 
     # -- composition -----------------------------------------------------------
-    def encapsulate(self, other: "Multiaddr | str") -> "Multiaddr":
+    def encapsulate(self, other: Multiaddr | str) -> Multiaddr:
         return Multiaddr._from_parts(self._parts + Multiaddr(other)._parts)
 
-    def decapsulate_last(self, name: str) -> "Multiaddr":
+    def decapsulate_last(self, name: str) -> Multiaddr:
         """Everything before the last ``/name`` component."""
         for i in range(len(self._parts) - 1, -1, -1):
             if self._parts[i][0] == name:
                 return Multiaddr._from_parts(self._parts[:i])
         return self
 
-    def split_at(self, name: str) -> tuple["Multiaddr", "Multiaddr"] | None:
+    def split_at(self, name: str) -> tuple[Multiaddr, Multiaddr] | None:
         """Split at the first ``/name`` component: (before, from it on). ``None`` when absent."""
         for i, (n, _) in enumerate(self._parts):
             if n == name:
                 return Multiaddr._from_parts(self._parts[:i]), Multiaddr._from_parts(self._parts[i:])
         return None
 
-    def without_p2p(self) -> "Multiaddr":
+    def without_p2p(self) -> Multiaddr:
         if self._parts and self._parts[-1][0] == "p2p":
             return Multiaddr._from_parts(self._parts[:-1])
         return self

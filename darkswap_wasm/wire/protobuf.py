@@ -56,7 +56,7 @@ def decode(schema: Schema, data: bytes, *, _depth: int = 0) -> dict[str, Any]:
     if _depth > 8:
         raise DecodeError("protobuf nesting too deep")
     result: dict[str, Any] = {}
-    for _, (name, _kind, repeated) in schema.items():
+    for name, _kind, repeated in schema.values():
         if repeated:
             result[name] = []
     pos = 0
