@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
+from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
 from ..host.stream import Stream
 from ..identity import Identity, PeerId
 from ..protocols.identify import IdentifyInfo
@@ -24,11 +25,12 @@ from ..wire.multiaddr import Multiaddr
 class NetworkConfig:
     identity: Identity | None = None  # a fresh key when omitted
     listen_addrs: list[str] = field(default_factory=list)
+    relays: list[str] = field(default_factory=list)  # full relay multiaddrs (…/p2p/<relay>) to reserve on
     host: HostConfig = field(default_factory=HostConfig)
     transports: list[Transport] | None = None  # default: what this runtime has
 
     def __post_init__(self) -> None:
-        for a in self.listen_addrs:
+        for a in [*self.listen_addrs, *self.relays]:
             Multiaddr(a)  # fail early on a malformed address
 
 
@@ -42,9 +44,10 @@ def default_transports() -> list[Transport]:
 
 
 class Network:
-    def __init__(self, host: Host, config: NetworkConfig) -> None:
+    def __init__(self, host: Host, config: NetworkConfig, reservations: ReservationManager | None) -> None:
         self._host = host
         self.config = config
+        self._reservations = reservations
 
     @classmethod
     async def create(cls, config: NetworkConfig | None = None) -> Network:
@@ -52,12 +55,18 @@ class Network:
         identity = config.identity or Identity.generate()
         transports = config.transports if config.transports is not None else default_transports()
         host = Host(identity, transports, config.host)
+        relay_transport = RelayTransport(host)
+        host.add_transport(relay_transport)
+        reservations = None
         try:
             await host.listen(config.listen_addrs)
+            if config.relays:
+                reservations = ReservationManager(host, relay_transport, [Multiaddr(a) for a in config.relays])
+                reservations.start()
         except BaseException:
             await host.close()
             raise
-        return cls(host, config)
+        return cls(host, config, reservations)
 
     @property
     def host(self) -> Host:
@@ -67,7 +76,12 @@ class Network:
         return self._host.peer_id
 
     def listen_addrs(self) -> list[Multiaddr]:
+        """Full multiaddrs we are reachable at, including ``/p2p-circuit`` ones while reserved."""
         return self._host.listen_addrs()
+
+    def reservations(self) -> list[ReservationInfo]:
+        """Live relay reservations (relay peer ID, relay address, expiry)."""
+        return self._reservations.reservations() if self._reservations else []
 
     async def connect(self, addr: str | Multiaddr) -> PeerId:
         """Dial ``addr``; returns the peer's authenticated ID."""
@@ -99,6 +113,8 @@ class Network:
         self._host.on(event, callback)
 
     async def close(self) -> None:
+        if self._reservations is not None:
+            await self._reservations.close()
         await self._host.close()
 
     async def __aenter__(self) -> Network:

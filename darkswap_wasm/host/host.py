@@ -61,6 +61,8 @@ class Host:
         self._identified: dict[PeerId, identify.IdentifyInfo] = {}
         self._identify_waiters: dict[PeerId, asyncio.Event] = {}
         self._listeners_cb: dict[str, list[Callable]] = {}
+        self._addr_sources: list[Callable[[], list[Multiaddr]]] = []
+        self._route_sources: list[Callable[[PeerId], list[Multiaddr]]] = []
         self._closed = False
         self._handler_slots = asyncio.Semaphore(config.max_inbound_stream_handlers)
         self.set_stream_handler(ping.PROTOCOL_ID, self._handle_ping)
@@ -89,18 +91,37 @@ class Host:
             self._listeners.append(await transport.listen(addr, self._on_inbound))
 
     def listen_addrs(self) -> list[Multiaddr]:
+        """Full multiaddrs (ending in ``/p2p/<us>``): bound listeners, then circuit addresses."""
         suffix = Multiaddr(f"/p2p/{self.peer_id}")
-        return [a.encapsulate(suffix) for lst in self._listeners for a in lst.multiaddrs]
+        addrs = [a.encapsulate(suffix) for lst in self._listeners for a in lst.multiaddrs]
+        for source in self._addr_sources:
+            addrs.extend(source())
+        return addrs
+
+    def add_listen_addr_source(self, source: Callable[[], list[Multiaddr]]) -> None:
+        """``source()`` gives more full addresses we are reachable at (e.g. relay reservations)."""
+        self._addr_sources.append(source)
+
+    def add_route_source(self, source: Callable[[PeerId], list[Multiaddr]]) -> None:
+        """``source(peer)`` gives addresses to try for a peer we know no address of."""
+        self._route_sources.append(source)
+
+    def add_transport(self, transport: Transport) -> None:
+        self._transports.append(transport)
 
     async def _on_inbound(self, raw: RawConnection) -> None:
+        try:
+            await self.upgrade_inbound(raw)
+        except DarkSwapError as exc:
+            log.debug("inbound connection from %s failed: %s", raw.remote_addr, exc)
+
+    async def upgrade_inbound(self, raw: RawConnection, expected_peer: PeerId | None = None) -> Connection:
+        """Secure and mux a connection someone opened to us (a listener's, or a relayed one)."""
         if self._closed or self._count_connections() >= self.config.max_connections:
             log.info("refusing inbound connection from %s: connection limit", raw.remote_addr)
             await raw.close()
-            return
-        try:
-            await self._upgrade(raw, is_initiator=False, expected_peer=None)
-        except DarkSwapError as exc:
-            log.debug("inbound connection from %s failed: %s", raw.remote_addr, exc)
+            raise PeerUnreachable("connection limit reached")
+        return await self._upgrade(raw, is_initiator=False, expected_peer=expected_peer)
 
     # -- connections -----------------------------------------------------------------------------
     def _count_connections(self) -> int:
@@ -161,12 +182,11 @@ class Host:
             for c in self.connections(expected):
                 if c.remote_addr == maddr.without_p2p():
                     return c
-        target = maddr.without_p2p()
-        transport = next((t for t in self._transports if t.can_dial(target)), None)
+        transport = next((t for t in self._transports if t.can_dial(maddr)), None)
         if transport is None:
             raise PeerUnreachable(f"no transport can dial {maddr}")
         try:
-            raw = await asyncio.wait_for(transport.dial(target), self.config.dial_timeout)
+            raw = await asyncio.wait_for(transport.dial(maddr), self.config.dial_timeout)
         except TimeoutError:
             raise Timeout(f"dialing {maddr} timed out after {self.config.dial_timeout:g}s") from None
         except DarkSwapError as exc:
@@ -179,12 +199,17 @@ class Host:
         if conns:
             return conns[0]
         info = self._identified.get(peer)
-        for addr in info.listen_addrs if info else ():
+        candidates = [a.encapsulate(f"/p2p/{peer}") for a in (info.listen_addrs if info else ())]
+        for source in self._route_sources:
+            candidates.extend(source(peer))
+        errors = []
+        for addr in candidates:
             try:
-                return await self.dial(addr.encapsulate(f"/p2p/{peer}"))
-            except DarkSwapError:
-                continue
-        raise PeerUnreachable(f"not connected to {peer} and no known address reaches it")
+                return await self.dial(addr)
+            except DarkSwapError as exc:
+                errors.append(f"{addr}: {exc}")
+        detail = "; ".join(errors) if errors else "no known address"
+        raise PeerUnreachable(f"not connected to {peer} and no address reaches it ({detail})")
 
     # -- streams -------------------------------------------------------------------------------
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:

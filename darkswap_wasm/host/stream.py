@@ -8,10 +8,13 @@ Every wait is bounded by the connection's I/O timeout.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import TYPE_CHECKING
 
 from ..errors import ConnectionClosed, LimitExceeded, StreamClosed, StreamReset, Timeout
+
+NO_TIMEOUT = math.inf  # for waits whose bound is enforced elsewhere (an idle relayed connection)
 
 if TYPE_CHECKING:
     from ..identity import PeerId
@@ -148,6 +151,9 @@ class Stream:
 
     async def _wait(self, event: asyncio.Event, timeout: float | None, what: str) -> None:
         t = self.conn.config.io_timeout if timeout is None else timeout
+        if t == NO_TIMEOUT:
+            await event.wait()
+            return
         try:
             await asyncio.wait_for(event.wait(), t)
         except TimeoutError:

@@ -57,8 +57,12 @@ async def echo_roundtrip(stream, payload: bytes) -> bytes:
             parts.append(d)
 
     task = asyncio.ensure_future(reader())
-    await stream.write(payload)
-    await stream.close()
+    try:
+        await stream.write(payload)
+        await stream.close()
+    except BaseException:
+        task.cancel()
+        raise
     return await task
 
 

@@ -1,0 +1,295 @@
+"""Circuit relay v2, the client's side (``relay/circuit-v2.md``).
+
+* :class:`RelayTransport` dials ``<relay>/p2p-circuit/p2p/<peer>``: a hop CONNECT on our
+  connection to the relay, whose stream then carries the end-to-end connection (the host
+  upgrades it with Noise + yamux, so the relay sees only ciphertext).
+* The stop handler accepts circuits the relay opens to us, only from relays we reserved on.
+* :class:`ReservationManager` keeps a reservation on each configured relay: reserve, verify the
+  voucher, renew before expiry, and after a lost connection or a relay restart redial with
+  jittered backoff and reserve again (driven by the sans-I/O
+  :class:`~.reservations.ReservationMachine`). While a reservation holds, the host advertises
+  ``<relay>/p2p-circuit/p2p/<self>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from ..errors import ConfigError, DarkSwapError, PeerUnreachable, ProtocolError
+from ..identity import PeerId
+from ..identity.envelope import open_voucher
+from ..protocols.circuit_v2 import (
+    HOP_PROTOCOL_ID,
+    STOP_PROTOCOL_ID,
+    HopMessage,
+    HopType,
+    Peer,
+    Status,
+    StopMessage,
+    StopType,
+    status_for_error,
+)
+from ..transports.base import ConnectionHandler, Listener, RawConnection, Transport
+from ..wire.multiaddr import Multiaddr
+from .backoff import Backoff
+from .host import Host
+from .relay_server import read_message
+from .reservations import Action, ReservationMachine
+from .stream import Stream
+from .stream_conn import StreamConnection
+
+log = logging.getLogger(__name__)
+
+
+class RelayError(PeerUnreachable):
+    """The relay refused or failed a request; ``status`` is the relay's answer."""
+
+    CODE = "RELAY_FAILED"
+
+    def __init__(self, message: str, status: Status | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReservationFailed(RelayError):
+    CODE = "RELAY_RESERVATION_FAILED"
+
+
+def split_circuit_addr(addr: Multiaddr) -> tuple[Multiaddr, PeerId]:
+    """``<relay addr>/p2p/<relay>/p2p-circuit/p2p/<dst>`` → (relay addr with /p2p, dst)."""
+    parts = addr.split_at("p2p-circuit")
+    if parts is None:
+        raise ConfigError(f"not a circuit address: {addr}")
+    relay, rest = parts
+    dst = rest.value_for("p2p")
+    if dst is None or rest.protocols() != ["p2p-circuit", "p2p"]:
+        raise ConfigError(f"a circuit address ends with /p2p-circuit/p2p/<peer>: {addr}")
+    if relay.value_for("p2p") is None:
+        raise ConfigError(f"the relay part of a circuit address needs /p2p/<relay>: {addr}")
+    return relay, PeerId.from_string(dst)
+
+
+@dataclass(frozen=True)
+class ReservationInfo:
+    relay: PeerId
+    relay_addr: Multiaddr
+    expires_at_unix: int  # the relay's clock
+    addrs: tuple[Multiaddr, ...]  # the relay's public addresses, as it told us
+
+
+class RelayTransport(Transport):
+    """Dials circuit addresses through a relay; cannot listen (reservations do that)."""
+
+    name = "relay"
+
+    def __init__(self, host: Host, *, request_timeout: float = 10.0) -> None:
+        self.host = host
+        self.request_timeout = request_timeout
+        self.trusted_relays: set[PeerId] = set()  # whose stop requests we accept
+        host.set_stream_handler(STOP_PROTOCOL_ID, self._handle_stop)
+
+    def can_dial(self, addr: Multiaddr) -> bool:
+        return "p2p-circuit" in addr.protocols()
+
+    def can_listen(self, addr: Multiaddr) -> bool:
+        return False
+
+    async def listen(self, addr: Multiaddr, handler: ConnectionHandler) -> Listener:
+        raise ConfigError("listen on a relay with NetworkConfig.relays, not a /p2p-circuit listen address")
+
+    async def dial(self, addr: Multiaddr) -> RawConnection:
+        relay_addr, dst = split_circuit_addr(addr)
+        relay = PeerId.from_string(relay_addr.value_for("p2p") or "")
+        conn = next((c for c in self.host.connections(relay) if c.transport != "relay"), None)
+        if conn is None:
+            conn = await self.host.dial(relay_addr)
+        if conn.transport == "relay":
+            raise RelayError("refusing to relay over a relayed connection")
+        stream = await self.host.new_stream_on(conn, [HOP_PROTOCOL_ID])
+        try:
+            await stream.write(HopMessage(HopType.CONNECT, peer=Peer(dst, ())).encode())
+            reply = await read_message(stream, HopMessage, self.request_timeout)
+        except BaseException:
+            await stream.reset()
+            raise
+        if reply.type is not HopType.STATUS or reply.status is not Status.OK:
+            await stream.reset()
+            status = reply.status
+            raise RelayError(
+                f"relay {relay} could not connect us to {dst}: {status.name if status else 'no status'}", status
+            )
+        return StreamConnection(
+            stream,
+            transport="relay",
+            remote_addr=relay_addr.encapsulate("/p2p-circuit"),
+            local_addr=None,
+        )
+
+    async def _handle_stop(self, stream: Stream) -> None:
+        relay_conn = stream.conn
+        try:
+            msg = await read_message(stream, StopMessage, self.request_timeout)
+        except DarkSwapError as exc:
+            await self._stop_reply(stream, status_for_error(exc))
+            return
+        if msg.type is not StopType.CONNECT:
+            await self._stop_reply(stream, Status.UNEXPECTED_MESSAGE)
+            return
+        if msg.peer is None:
+            await self._stop_reply(stream, Status.MALFORMED_MESSAGE)
+            return
+        if relay_conn.transport == "relay" or stream.remote_peer not in self.trusted_relays:
+            await self._stop_reply(stream, Status.PERMISSION_DENIED)
+            return
+        src = msg.peer.id
+        await stream.write(StopMessage(StopType.STATUS, status=Status.OK).encode())
+        relay_addr = relay_conn.remote_addr.encapsulate(f"/p2p/{stream.remote_peer}")
+        raw = StreamConnection(
+            stream,
+            transport="relay",
+            remote_addr=relay_addr.encapsulate("/p2p-circuit"),
+            local_addr=None,
+        )
+        try:
+            await self.host.upgrade_inbound(raw, expected_peer=src)
+        except DarkSwapError as exc:
+            log.info("relayed connection from %s failed: %s", src, exc)
+
+    async def _stop_reply(self, stream: Stream, status: Status) -> None:
+        await stream.write(StopMessage(StopType.STATUS, status=status).encode())
+        await stream.close()
+
+
+class ReservationManager:
+    """Holds a reservation on each configured relay, renewing and re-establishing it."""
+
+    def __init__(
+        self,
+        host: Host,
+        transport: RelayTransport,
+        relays: list[Multiaddr],
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.transport = transport
+        self.request_timeout = request_timeout
+        self._machines: dict[PeerId, tuple[Multiaddr, ReservationMachine]] = {}
+        for addr in relays:
+            relay_text = addr.value_for("p2p")
+            if relay_text is None or addr.protocols()[-1] != "p2p":
+                raise ConfigError(f"relay address must end with /p2p/<relay peer id>: {addr}")
+            relay = PeerId.from_string(relay_text)
+            machine = ReservationMachine(
+                relay,
+                Backoff(initial=backoff_initial, maximum=backoff_max),
+                min_renew_interval=1.0,
+                attempt_timeout=request_timeout + host.config.dial_timeout,
+            )
+            self._machines[relay] = (addr, machine)
+            transport.trusted_relays.add(relay)
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        host.on("peer:disconnect", self._on_disconnect)
+        host.add_listen_addr_source(self.circuit_addrs)
+        host.add_route_source(self.routes_to)
+
+    def start(self) -> None:
+        for relay in self._machines:
+            self._tasks.append(asyncio.ensure_future(self._run(relay)))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def reservations(self) -> list[ReservationInfo]:
+        now = time.monotonic()
+        return [
+            ReservationInfo(relay, addr, m.expires_at_unix or 0, m.addrs)
+            for relay, (addr, m) in self._machines.items()
+            if m.is_reserved(now)
+        ]
+
+    def circuit_addrs(self) -> list[Multiaddr]:
+        return [
+            r.relay_addr.encapsulate(f"/p2p-circuit/p2p/{self.host.peer_id}") for r in self.reservations()
+        ]
+
+    def routes_to(self, peer: PeerId) -> list[Multiaddr]:
+        """Dial a peer by ID alone: through every relay we hold a reservation on."""
+        return [r.relay_addr.encapsulate(f"/p2p-circuit/p2p/{peer}") for r in self.reservations() if r.relay != peer]
+
+    def _on_disconnect(self, peer: PeerId) -> None:
+        entry = self._machines.get(peer)
+        if entry is None:
+            return
+        was = entry[1].is_reserved(time.monotonic())
+        entry[1].connection_lost(time.monotonic())
+        if was:
+            self.host._emit("relay:lost", peer)
+        self._wakeup.set()
+
+    async def _run(self, relay: PeerId) -> None:
+        addr, machine = self._machines[relay]
+        machine.start(time.monotonic())
+        while True:
+            now = time.monotonic()
+            action = machine.handle_timeout(now)
+            if action is Action.DIAL:
+                try:
+                    if not [c for c in self.host.connections(relay) if c.transport != "relay"]:
+                        await self.host.dial(addr)
+                    machine.connected(time.monotonic())
+                except DarkSwapError as exc:
+                    log.info("relay %s unreachable: %s", relay, exc)
+                    machine.failed(time.monotonic(), str(exc))
+                continue
+            if action is Action.RESERVE:
+                try:
+                    info = await self._reserve(relay)
+                    machine.reserved(time.monotonic(), time.time(), info.expires_at_unix, info.addrs)
+                    log.info("reserved on relay %s until %d", relay, info.expires_at_unix)
+                    self.host._emit("relay:reserved", relay)
+                except DarkSwapError as exc:
+                    log.info("reservation on %s failed: %s", relay, exc)
+                    was = machine.is_reserved(time.monotonic())
+                    machine.failed(time.monotonic(), str(exc))
+                    if was:
+                        self.host._emit("relay:lost", relay)
+                continue
+            deadline = machine.next_deadline()
+            delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _reserve(self, relay: PeerId) -> ReservationInfo:
+        addr, _ = self._machines[relay]
+        conn = next((c for c in self.host.connections(relay) if c.transport != "relay"), None)
+        if conn is None:
+            raise ReservationFailed(f"not connected to relay {relay}")
+        stream = await self.host.new_stream_on(conn, [HOP_PROTOCOL_ID])
+        try:
+            await stream.write(HopMessage(HopType.RESERVE).encode())
+            reply = await read_message(stream, HopMessage, self.request_timeout)
+        except BaseException:
+            await stream.reset()
+            raise
+        await stream.close()
+        if reply.type is not HopType.STATUS or reply.status is not Status.OK:
+            status = reply.status
+            raise ReservationFailed(f"relay {relay} refused the reservation: {status.name if status else '?'}", status)
+        rsvp = reply.reservation
+        if rsvp is None:
+            raise ProtocolError("relay answered OK without a reservation")
+        if rsvp.voucher is not None:
+            open_voucher(rsvp.voucher, expected_relay=relay, expected_peer=self.host.peer_id)
+        return ReservationInfo(relay, addr, rsvp.expire, rsvp.addrs)
