@@ -45,6 +45,8 @@ class NaclBackend:
         return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(bytes(plaintext), ad or None, nonce, key)
 
     def aead_decrypt(self, key: bytes, nonce: bytes, ad: bytes, ciphertext: bytes) -> bytes:
+        if len(ciphertext) < 16:
+            raise DecryptionFailed("ChaCha20-Poly1305 ciphertext shorter than its tag")
         try:
             return sodium.crypto_aead_chacha20poly1305_ietf_decrypt(bytes(ciphertext), ad or None, nonce, key)
         except nacl.exceptions.CryptoError as exc:

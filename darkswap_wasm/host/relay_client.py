@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..errors import ConfigError, DarkSwapError, PeerUnreachable, ProtocolError
+from ..errors import ConfigError, DarkSwapError, DecodeError, PeerUnreachable, ProtocolError
 from ..identity import PeerId
 from ..identity.envelope import open_voucher
 from ..protocols.circuit_v2 import (
@@ -291,5 +291,10 @@ class ReservationManager:
         if rsvp is None:
             raise ProtocolError("relay answered OK without a reservation")
         if rsvp.voucher is not None:
-            open_voucher(rsvp.voucher, expected_relay=relay, expected_peer=self.host.peer_id)
+            try:
+                open_voucher(rsvp.voucher, expected_relay=relay, expected_peer=self.host.peer_id)
+            except DecodeError as exc:
+                # e.g. a relay with an RSA or secp256k1 key, which we cannot verify: the spec
+                # makes vouchers advisory, so the reservation stands; a forged one (EnvelopeError) does not
+                log.warning("cannot check the voucher of relay %s: %s", relay, exc)
         return ReservationInfo(relay, addr, rsvp.expire, rsvp.addrs)
