@@ -1,5 +1,5 @@
-"""A DarkSwap node in its own process serving the benchmark protocols; prints its addrs, then
-runs until stdin closes.
+"""A DarkSwap node in its own process serving the benchmark protocols; prints its addrs (after
+its reservations, with ``--relay ADDR``), then runs until stdin closes.
 
     /darkswap/sink/1.0.0  read everything, answer the byte count (8 bytes, big-endian), close
     /darkswap/echo/1.0.0  write back everything read, close at EOF
@@ -42,9 +42,15 @@ def serve(net: Network) -> None:
 
 
 async def main() -> None:
-    listen = sys.argv[1:] or ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
-    net = await Network.create(NetworkConfig(listen_addrs=listen))
+    args = sys.argv[1:]
+    relays = [args[i + 1] for i, a in enumerate(args) if a == "--relay"]
+    listen = [a for i, a in enumerate(args) if a != "--relay" and (i == 0 or args[i - 1] != "--relay")]
+    if not listen and not relays:
+        listen = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
+    net = await Network.create(NetworkConfig(listen_addrs=listen, relays=relays))
     serve(net)
+    while relays and not net.reservations():
+        await asyncio.sleep(0.05)
     for a in net.listen_addrs():
         print(a, flush=True)
     print("ready", flush=True)

@@ -236,6 +236,7 @@ class Connection:
 
     def _close_stream(self, stream_id: int) -> None:
         self._muxer().close_stream(stream_id)
+        self._dispatch()  # our FIN may have closed the stream fully: forget it now
         self._flush()
 
     def _reset_stream(self, stream_id: int) -> None:

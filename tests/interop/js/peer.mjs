@@ -98,6 +98,7 @@ function parseArgs (argv) {
     seed: null,
     listen: [],
     relayServer: false,
+    relayUnlimited: false,
     relayClient: false,
     connectionMonitor: true,
     agent: `js-libp2p-interop/${LIBP2P_VERSION}`
@@ -112,12 +113,13 @@ function parseArgs (argv) {
       case '--seed': opts.seed = next(); break
       case '--listen': opts.listen.push(next()); break
       case '--relay-server': opts.relayServer = true; break
+      case '--relay-unlimited': opts.relayUnlimited = true; break
       case '--relay-client': opts.relayClient = true; break
       case '--no-connection-monitor': opts.connectionMonitor = false; break
       case '--agent': opts.agent = next(); break
       case '-h':
       case '--help':
-        process.stderr.write('usage: peer.mjs [--seed HEX64] [--listen MULTIADDR]... [--relay-server] [--relay-client] [--no-connection-monitor] [--agent STRING]\n')
+        process.stderr.write('usage: peer.mjs [--seed HEX64] [--listen MULTIADDR]... [--relay-server [--relay-unlimited]] [--relay-client] [--no-connection-monitor] [--agent STRING]\n')
         process.exit(0)
         break
       default:
@@ -290,7 +292,10 @@ async function main () {
     identify: identify(),
     ping: ping()
   }
-  if (opts.relayServer) services.relay = circuitRelayServer()
+  if (opts.relayServer) {
+    // --relay-unlimited: no per-circuit duration/data limit (for throughput benchmarks)
+    services.relay = circuitRelayServer(opts.relayUnlimited ? { reservations: { applyDefaultLimit: false } } : {})
+  }
 
   const node = await createLibp2p({
     privateKey,
