@@ -86,8 +86,8 @@ class ConnectionUpgrade:
 
     def handle_timeout(self, now: float) -> None:
         if self.deadline is not None and now >= self.deadline and self.phase is not Phase.MUXED:
-            self.phase = Phase.FAILED
-            raise Timeout(f"connection upgrade timed out during {self.phase.value}")
+            phase, self.phase = self.phase, Phase.FAILED
+            raise Timeout(f"connection upgrade timed out during {phase.value}")
 
     def receive_data(self, data: bytes) -> None:
         try:

@@ -86,13 +86,13 @@ class _Base:
         if self.state is State.FAILED:
             raise ProtocolError("multistream-select: data after a failed negotiation")
         try:
-            frames = self._decoder.feed(data)
-            for i, frame in enumerate(frames):
+            # one message at a time: what follows the agreement is the protocol's own data
+            # (pipelined by "lazy" dialers) and must not be parsed as multistream messages
+            self._decoder.push(data)
+            while (frame := self._decoder.next_frame()) is not None:
                 result = self._on_message(_decode_message(frame))
                 if result is not None:
-                    # everything after this message belongs to the negotiated protocol
-                    tail = b"".join(varint.encode(len(f)) + f for f in frames[i + 1 :])
-                    self._leftover = tail + self._decoder.take_rest()
+                    self._leftover = self._decoder.take_rest()
                     return result
         except ProtocolError:
             self.state = State.FAILED

@@ -23,24 +23,31 @@ class FrameDecoder:
         self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
+        """Add bytes; return every whole frame now buffered."""
+        self.push(data)
         frames: list[bytes] = []
-        buf = self._buf
-        pos = 0
-        while True:
-            header = varint.try_decode(buf, pos)
-            if header is None:
-                break
-            length, start = header
-            if length > self.max_frame:
-                raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
-            if len(buf) - start < length:
-                break
-            frames.append(bytes(buf[start : start + length]))
-            pos = start + length
-        if pos:
-            del buf[:pos]
+        while (frame := self.next_frame()) is not None:
+            frames.append(frame)
         return frames
+
+    def push(self, data: bytes) -> None:
+        """Add bytes without decoding (take frames one by one with :meth:`next_frame`)."""
+        self._buf += data
+
+    def next_frame(self) -> bytes | None:
+        """The next whole frame, or ``None`` until more bytes arrive. Bytes after it stay buffered."""
+        buf = self._buf
+        header = varint.try_decode(buf, 0)
+        if header is None:
+            return None
+        length, start = header
+        if length > self.max_frame:
+            raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {self.max_frame}")
+        if len(buf) - start < length:
+            return None
+        frame = bytes(buf[start : start + length])
+        del buf[: start + length]
+        return frame
 
     def take_rest(self) -> bytes:
         """Bytes after the last whole frame (used when a protocol hands the stream over)."""

@@ -56,8 +56,12 @@ def _value_to_bytes(proto: _Proto, text: str) -> bytes:
         if proto.name == "ip4":
             return ipaddress.IPv4Address(text).packed
         if proto.name == "ip6":
+            if "%" in text:
+                raise ValueError("zoned IPv6 addresses are not supported here")
             return ipaddress.IPv6Address(text).packed
         if proto.name in ("tcp", "udp"):
+            if not (text.isascii() and text.isdigit()):
+                raise ValueError("a port is plain decimal digits")
             port = int(text, 10)
             if not 0 <= port <= 65535:
                 raise ValueError("port out of range")
@@ -69,13 +73,29 @@ def _value_to_bytes(proto: _Proto, text: str) -> bytes:
             raw = multibase.b58decode(text)
         else:
             raw = _peer_id_from_cid(text)
+        _check_peer_id(raw)
         return raw
     if proto.name == "certhash":
-        return multibase.decode(text)
-    raw = text.encode("utf-8")
+        raw = multibase.decode(text)
+    else:
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError(f"/{proto.name} value is not valid Unicode") from None
     if not raw:
         raise DecodeError(f"empty /{proto.name} value")
     return raw
+
+
+def _check_peer_id(raw: bytes) -> None:
+    """A /p2p value is a peer-ID multihash: identity or sha2-256 (peer-ids spec)."""
+    try:
+        code, pos = varint.decode(raw)
+        length, pos = varint.decode(raw, pos)
+    except DecodeError:
+        raise DecodeError("/p2p value is not a multihash") from None
+    if code not in (0x00, 0x12) or len(raw) - pos != length or (code == 0x12 and length != 32):
+        raise DecodeError("/p2p value is not a peer ID multihash")
 
 
 def _peer_id_from_cid(text: str) -> bytes:
@@ -236,16 +256,19 @@ def _parse_text(text: str) -> tuple[tuple[str, bytes], ...]:
             raise DecodeError(f"unknown multiaddr protocol {name!r}")
         i += 1
         if proto.size == 0:
-            parts.append((proto.name, b""))
-            continue
-        if i >= len(tokens):
-            raise DecodeError(f"multiaddr protocol /{name} needs a value")
-        raw = _value_to_bytes(proto, tokens[i])
-        i += 1
+            raw = b""
+        else:
+            if i >= len(tokens):
+                raise DecodeError(f"multiaddr protocol /{name} needs a value")
+            raw = _value_to_bytes(proto, tokens[i])
+            i += 1
         parts.append((proto.name, raw))
         if len(parts) > MAX_COMPONENTS:
             raise DecodeError("too many multiaddr components")
-    return tuple(parts)
+    result = tuple(parts)
+    if len(Multiaddr._from_parts(result).to_bytes()) > MAX_MULTIADDR_BYTES:
+        raise DecodeError(f"multiaddr longer than {MAX_MULTIADDR_BYTES} bytes")
+    return result
 
 
 def _parse_bytes(data: bytes) -> tuple[tuple[str, bytes], ...]:
@@ -267,10 +290,12 @@ def _parse_bytes(data: bytes) -> tuple[tuple[str, bytes], ...]:
         raw = data[pos : pos + length]
         pos += length
         if proto.size == -1:
-            if proto.name not in ("p2p", "certhash"):
-                _value_to_text(proto, raw)  # validates text values
             if not raw:
                 raise DecodeError(f"empty /{proto.name} value")
+            if proto.name == "p2p":
+                _check_peer_id(raw)
+            elif proto.name != "certhash":
+                _value_to_text(proto, raw)  # validates text values
         parts.append((proto.name, raw))
         if len(parts) > MAX_COMPONENTS:
             raise DecodeError("too many multiaddr components")

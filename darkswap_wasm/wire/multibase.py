@@ -61,8 +61,10 @@ def decode(text: str) -> bytes:
         if prefix == "z":
             return b58decode(body)
         if prefix in ("u", "m"):
-            alt = base64.urlsafe_b64decode if prefix == "u" else base64.b64decode
-            return alt(body + "=" * (-len(body) % 4))
+            if "=" in body or (prefix == "u" and ("+" in body or "/" in body)):
+                raise DecodeError(f"character outside the multibase {prefix!r} base64 alphabet")
+            altchars = b"-_" if prefix == "u" else None
+            return base64.b64decode(body + "=" * (-len(body) % 4), altchars=altchars, validate=True)
         if prefix == "b":
             return base64.b32decode(body.upper() + "=" * (-len(body) % 8))
         if prefix == "f":
