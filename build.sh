@@ -48,7 +48,7 @@ node_env() {
     say "node: tests/interop/js/node_modules up to date"
   fi
   [ -x "$NODE22_BIN/node" ] || die "Node 22 binary missing at $NODE22_BIN/node after npm ci"
-  "$NODE22_BIN/node" -e 'process.exit(+process.versions.node.split(".")[0] < 22)' || die "the Node in $NODE22_BIN is not >= 22"
+  "$NODE22_BIN/node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' || die "the Node in $NODE22_BIN is not >= 22"
 }
 
 build_dist() {
