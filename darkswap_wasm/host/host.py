@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
 AGENT_VERSION = f"darkswap-wasm/{__version__}"
+TRANSPORT_PREFERENCE = {"webrtc": 0, "tcp": 1, "ws": 2, "relay": 5}
 
 
 @dataclass(frozen=True)
@@ -145,13 +146,18 @@ class Host:
         assert conn.remote_peer is not None
         if conn.closed:
             raise PeerUnreachable(f"connection to {conn.remote_peer} closed during upgrade")
+        self.add_connection(conn)
+        return conn
+
+    def add_connection(self, conn) -> None:
+        """Register an established connection (upgraded here, or a WebRTC one) and identify its peer."""
         peer = conn.remote_peer
         first = not self._conns.get(peer)
         self._conns.setdefault(peer, []).append(conn)
         if first:
             self._emit("peer:connect", peer)
+        self._emit("connection:open", conn)
         self._spawn(self._identify_peer(conn))
-        return conn
 
     def _on_conn_closed(self, conn: Connection) -> None:
         peer = conn.remote_peer
@@ -160,14 +166,18 @@ class Host:
         conns = self._conns.get(peer)
         if conns and conn in conns:
             conns.remove(conn)
+            self._emit("connection:close", conn)
             if not conns:
                 del self._conns[peer]
                 self._emit("peer:disconnect", peer)
 
     def connections(self, peer: PeerId | str | None = None) -> list[Connection]:
+        """Live connections, best first: direct (WebRTC, TCP, WS) before relayed."""
         if peer is None:
-            return [c for cs in self._conns.values() for c in cs if not c.closed]
-        return [c for c in self._conns.get(PeerId.coerce(peer), []) if not c.closed]
+            conns = [c for cs in self._conns.values() for c in cs if not c.closed]
+        else:
+            conns = [c for c in self._conns.get(PeerId.coerce(peer), []) if not c.closed]
+        return sorted(conns, key=lambda c: TRANSPORT_PREFERENCE.get(c.transport, 9))
 
     def peers(self) -> list[PeerId]:
         return [p for p, cs in self._conns.items() if cs]
