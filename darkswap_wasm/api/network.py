@@ -14,6 +14,8 @@ from ..errors import ConfigError
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
+from ..host.webrtc import WebRTCService, WebRTCSettings
+from ..transports.webrtc_base import WebRTCRuntime
 from ..host.stream import Stream
 from ..identity import Identity, PeerId
 from ..protocols.identify import IdentifyInfo
@@ -28,10 +30,20 @@ class NetworkConfig:
     relays: list[str] = field(default_factory=list)  # full relay multiaddrs (…/p2p/<relay>) to reserve on
     host: HostConfig = field(default_factory=HostConfig)
     transports: list[Transport] | None = None  # default: what this runtime has
+    webrtc: WebRTCSettings | None = field(default_factory=WebRTCSettings)  # None: no WebRTC
+    webrtc_runtime: WebRTCRuntime | None = None  # default: aiortc natively; js_glue in a page
 
     def __post_init__(self) -> None:
         for a in [*self.listen_addrs, *self.relays]:
             Multiaddr(a)  # fail early on a malformed address
+
+
+def default_webrtc_runtime() -> WebRTCRuntime:
+    if sys.platform == "emscripten":
+        raise ConfigError("in a page, the WebRTC runtime comes from js_glue (pass NetworkConfig.webrtc_runtime)")
+    from ..transports.webrtc_aiortc import AiortcRuntime
+
+    return AiortcRuntime()
 
 
 def default_transports() -> list[Transport]:
@@ -44,10 +56,17 @@ def default_transports() -> list[Transport]:
 
 
 class Network:
-    def __init__(self, host: Host, config: NetworkConfig, reservations: ReservationManager | None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        config: NetworkConfig,
+        reservations: ReservationManager | None,
+        webrtc: WebRTCService | None,
+    ) -> None:
         self._host = host
         self.config = config
         self._reservations = reservations
+        self._webrtc = webrtc
 
     @classmethod
     async def create(cls, config: NetworkConfig | None = None) -> Network:
@@ -58,15 +77,21 @@ class Network:
         relay_transport = RelayTransport(host)
         host.add_transport(relay_transport)
         reservations = None
+        webrtc = None
         try:
+            if config.webrtc is not None:
+                runtime = config.webrtc_runtime or default_webrtc_runtime()
+                webrtc = WebRTCService(host, runtime, config.webrtc)
             await host.listen(config.listen_addrs)
             if config.relays:
-                reservations = ReservationManager(host, relay_transport, [Multiaddr(a) for a in config.relays])
+                reservations = ReservationManager(
+                    host, relay_transport, [Multiaddr(a) for a in config.relays], webrtc=webrtc is not None
+                )
                 reservations.start()
         except BaseException:
             await host.close()
             raise
-        return cls(host, config, reservations)
+        return cls(host, config, reservations, webrtc)
 
     @property
     def host(self) -> Host:
@@ -84,10 +109,32 @@ class Network:
         return self._reservations.reservations() if self._reservations else []
 
     async def connect(self, addr: str | Multiaddr) -> PeerId:
-        """Dial ``addr``; returns the peer's authenticated ID."""
-        conn = await self._host.dial(addr)
+        """Dial ``addr``; returns the peer's authenticated ID.
+
+        ``<relay>/p2p-circuit/webrtc/p2p/<peer>`` dials through the relay, then upgrades to a
+        direct WebRTC connection (staying relayed if that fails).
+        """
+        maddr = Multiaddr(addr)
+        protos = maddr.protocols()
+        if "webrtc" in protos and "p2p-circuit" in protos and self._webrtc is not None:
+            relayed = Multiaddr(str(maddr).replace("/p2p-circuit/webrtc/", "/p2p-circuit/"))
+            conn = await self._host.dial(relayed)
+            await self._webrtc.upgrade(conn.remote_peer)
+            return conn.remote_peer
+        conn = await self._host.dial(maddr)
         assert conn.remote_peer is not None
         return conn.remote_peer
+
+    async def create_webrtc_data_channel(self, peer: PeerId | str):
+        """Make sure a direct WebRTC connection to ``peer`` exists: reach it (through a shared
+        relay if need be), then upgrade. Returns the best connection to it afterwards: the
+        WebRTC one, or the relayed one when WebRTC could not be established."""
+        if self._webrtc is None:
+            raise ConfigError("WebRTC is disabled in this NetworkConfig")
+        peer = PeerId.coerce(peer)
+        await self._host.connection_to(peer)
+        await self._webrtc.upgrade(peer)
+        return self._host.connections(peer)[0]
 
     async def ping(self, peer: PeerId | str) -> float:
         return await self._host.ping(peer)
@@ -113,6 +160,9 @@ class Network:
         self._host.on(event, callback)
 
     async def close(self) -> None:
+        if self._webrtc is not None:
+            for c in [c for c in self._host.connections() if c.transport == "webrtc"]:
+                await c.close()
         if self._reservations is not None:
             await self._reservations.close()
         await self._host.close()

@@ -175,8 +175,10 @@ class ReservationManager:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         request_timeout: float = 10.0,
+        webrtc: bool = False,
     ) -> None:
         self.host = host
+        self.webrtc = webrtc
         self.transport = transport
         self.request_timeout = request_timeout
         self._machines: dict[PeerId, tuple[Multiaddr, ReservationMachine]] = {}
@@ -217,9 +219,13 @@ class ReservationManager:
         ]
 
     def circuit_addrs(self) -> list[Multiaddr]:
-        return [
-            r.relay_addr.encapsulate(f"/p2p-circuit/p2p/{self.host.peer_id}") for r in self.reservations()
-        ]
+        """``<relay>/p2p-circuit/p2p/<us>`` per live reservation (and its ``/webrtc`` form)."""
+        out = []
+        for r in self.reservations():
+            out.append(r.relay_addr.encapsulate(f"/p2p-circuit/p2p/{self.host.peer_id}"))
+            if self.webrtc:
+                out.append(r.relay_addr.encapsulate(f"/p2p-circuit/webrtc/p2p/{self.host.peer_id}"))
+        return out
 
     def routes_to(self, peer: PeerId) -> list[Multiaddr]:
         """Dial a peer by ID alone: through every relay we hold a reservation on."""

@@ -1,0 +1,427 @@
+"""libp2p ``/webrtc`` (browser-to-browser) in the host: signaling over a relayed connection,
+then one ``RTCDataChannel`` per stream (``webrtc/webrtc.md``, framing in ``webrtc/README.md``).
+
+The signaling stream rides on the relayed connection, which is itself a Noise session with the
+peer: the SDP (and so the DTLS fingerprints) travels encrypted and authenticated, so no second
+Noise handshake is needed on the direct connection. The dialer creates the offer; both sides
+accept an inbound signaling stream. A failed attempt is retried with backoff a bounded number of
+times; after that the peers stay on the relayed path (no endless loop).
+
+Runtime-neutral: the peer connection comes from a :class:`~..transports.webrtc_base.WebRTCRuntime`
+(aiortc natively, the browser's objects through ``js_glue`` in a page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import ConnectionClosed, DarkSwapError, LimitExceeded, PeerUnreachable, StreamReset, Timeout
+from ..identity import PeerId
+from ..protocols import webrtc as framing
+from ..protocols import webrtc_signaling as sig
+from ..transports.webrtc_base import RTCDataChannel, RTCPeerConnection, WebRTCConfig, WebRTCRuntime
+from ..wire.multiaddr import Multiaddr
+from .backoff import Backoff
+from .connection import ConnectionConfig
+from .host import Host
+from .stream import Stream
+
+log = logging.getLogger(__name__)
+
+INIT_LABEL = "init"
+
+
+@dataclass(frozen=True)
+class WebRTCSettings:
+    rtc: WebRTCConfig = field(default_factory=WebRTCConfig)
+    signaling: sig.SignalingConfig = field(default_factory=sig.SignalingConfig)
+    channel: framing.ChannelStreamConfig = field(default_factory=framing.ChannelStreamConfig)
+    attempts: int = 3  # signaling/ICE attempts before staying on the relayed path
+    retry_initial: float = 0.5
+    retry_max: float = 5.0
+    channel_open_timeout: float = 10.0
+    send_high_water: int = 1024 * 1024  # bufferedAmount above which writes wait
+    max_receive_buffer: int = 8 * 1024 * 1024  # unread bytes per stream before it is reset
+
+
+class DataChannelStream(Stream):
+    """A libp2p stream over one data channel (framing by :class:`~..protocols.webrtc.ChannelStream`)."""
+
+    def __init__(self, conn: WebRTCConnection, channel: RTCDataChannel, stream_id: int, *, inbound: bool) -> None:
+        super().__init__(conn, stream_id, inbound=inbound)  # type: ignore[arg-type]
+        self.channel = channel
+        self.machine = framing.ChannelStream(conn.settings.channel)
+        self._settings = conn.settings
+        self._timer: asyncio.TimerHandle | None = None
+        channel.set_buffered_amount_low_threshold(conn.settings.send_high_water // 2)
+        channel.on_message = self._on_message
+        channel.on_close = self._on_channel_close
+        channel.on_buffered_amount_low = self._writable.set
+
+    # -- channel events ---------------------------------------------------------------------
+    def _on_message(self, data: bytes) -> None:
+        try:
+            events = self.machine.receive_message(data)
+        except DarkSwapError as exc:
+            log.debug("bad message on data channel %s: %s", self.stream_id, exc)
+            events = []
+            self._send_raw(self.machine.outgoing())
+            self._on_reset(exc)
+        self._send_raw(self.machine.outgoing())
+        self._apply(events)
+        if self._buffered > self._settings.max_receive_buffer:
+            self._on_reset(LimitExceeded("data channel receive buffer full"))
+            self._send_raw(self.machine.reset())
+            self.channel.close()
+
+    def _on_channel_close(self) -> None:
+        self._apply(self.machine.channel_closed())
+        self._writable.set()  # aiortc never fires bufferedamountlow after a close: wake writers here
+        if not self._eof:
+            self._feed_eof()
+        self.conn._forget(self)
+
+    def _apply(self, events) -> None:
+        for ev in events:
+            if isinstance(ev, framing.DataReceived):
+                self._feed(ev.data)
+            elif isinstance(ev, framing.RemoteClosedWrite):
+                self._feed_eof()
+            elif isinstance(ev, framing.StreamResetByPeer):
+                self._on_reset(StreamReset("reset by peer"))
+            elif isinstance(ev, framing.RemoteStoppedReading):
+                self._writable.set()
+            elif isinstance(ev, framing.StreamClosedFully):
+                self.channel.close()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.machine.next_deadline()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.machine.handle_timeout(time.monotonic()))
+        if self.machine.is_closed and self.channel.ready_state == "open":
+            self.channel.close()
+
+    def _send_raw(self, messages: list[bytes]) -> None:
+        if self.channel.ready_state != "open":
+            return
+        for m in messages:
+            self.channel.send(m)
+
+    # -- Stream API --------------------------------------------------------------------------
+    async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+        if self._reset:
+            raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
+        mv = memoryview(data)
+        step = 256 * 1024
+        for off in range(0, len(mv), step):
+            while self.channel.buffered_amount > self._settings.send_high_water:
+                self._writable.clear()
+                if self.channel.ready_state != "open":
+                    break
+                await self._wait(self._writable, timeout, "write")
+            if self._reset:
+                raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
+            if self.channel.ready_state != "open":
+                raise ConnectionClosed("data channel closed")
+            self._send_raw(self.machine.send(bytes(mv[off : off + step])))
+
+    async def close(self) -> None:
+        if self._write_closed or self._reset:
+            return
+        self._write_closed = True
+        self._send_raw(self.machine.close_write(time.monotonic()))
+        self._arm_timer()
+        if self.machine.is_closed:
+            self.channel.close()
+
+    async def reset(self) -> None:
+        if self._reset:
+            return
+        self._reset = True
+        self._readable.set()
+        self._writable.set()
+        self._send_raw(self.machine.reset())
+        self.channel.close()
+        self.conn._forget(self)
+
+
+class WebRTCConnection:
+    """A direct WebRTC connection to one peer; streams are data channels."""
+
+    transport = "webrtc"
+
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        *,
+        remote_peer: PeerId,
+        remote_addr: Multiaddr,
+        settings: WebRTCSettings,
+        config: ConnectionConfig,
+        is_initiator: bool,
+        on_stream: Callable[[Stream], None],
+        on_closed: Callable[[WebRTCConnection], None],
+    ) -> None:
+        self.pc = pc
+        self.remote_peer = remote_peer
+        self.remote_addr = remote_addr
+        self.settings = settings
+        self.config = config
+        self.is_initiator = is_initiator
+        self.opened_at = time.time()
+        self._on_stream = on_stream
+        self._on_closed = on_closed
+        self._streams: dict[int, DataChannelStream] = {}
+        self._next_id = 0
+        self._closed = False
+        self._accepting = False
+        self._early: list[RTCDataChannel] = []
+        self.connected = asyncio.Event()
+        pc.on_data_channel = self._on_data_channel
+        pc.on_connection_state_change = self._on_state
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start_accepting(self) -> None:
+        """Hand inbound channels to the host from now on (once the connection is registered)."""
+        self._accepting = True
+        early, self._early = self._early, []
+        for ch in early:
+            self._accept(ch)
+
+    def _on_state(self, state: str) -> None:
+        if state == "connected":
+            self.connected.set()
+        elif state in ("failed", "closed"):
+            asyncio.ensure_future(self.close(ConnectionClosed(f"WebRTC connection {state}")))
+
+    def _on_data_channel(self, channel: RTCDataChannel) -> None:
+        if channel.label == INIT_LABEL:
+            # the dialer's channel that only makes the offer carry a data section: not a stream
+            if channel.ready_state == "open":
+                channel.close()
+            else:
+                channel.on_open = channel.close
+            return
+        if not self._accepting:
+            self._early.append(channel)
+            return
+        self._accept(channel)
+
+    def _accept(self, channel: RTCDataChannel) -> None:
+        self._next_id += 1
+        stream = DataChannelStream(self, channel, self._next_id, inbound=True)
+        self._streams[stream.stream_id] = stream
+        self._on_stream(stream)
+
+    def _forget(self, stream: DataChannelStream) -> None:
+        self._streams.pop(stream.stream_id, None)
+
+    def _acknowledge(self, stream_id: int, n: int) -> None:
+        """Data channels have their own (SCTP) flow control: nothing to credit."""
+
+    async def open_stream(self) -> Stream:
+        if self._closed:
+            raise ConnectionClosed("WebRTC connection closed")
+        channel = self.pc.create_data_channel("")
+        opened = asyncio.Event()
+        channel.on_open = opened.set
+        channel.on_close = opened.set
+        try:
+            await asyncio.wait_for(opened.wait(), self.settings.channel_open_timeout)
+        except TimeoutError:
+            channel.close()
+            raise Timeout("data channel did not open in time") from None
+        if channel.ready_state != "open":
+            raise ConnectionClosed("data channel closed before it opened")
+        self._next_id += 1
+        stream = DataChannelStream(self, channel, self._next_id, inbound=False)
+        self._streams[stream.stream_id] = stream
+        return stream
+
+    async def close(self, reason: BaseException | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for s in list(self._streams.values()):
+            s._on_reset(reason or ConnectionClosed("WebRTC connection closed"))
+        self._streams.clear()
+        await self.pc.close()
+        self._on_closed(self)
+
+    def __repr__(self) -> str:
+        return f"<WebRTCConnection {self.remote_peer}>"
+
+
+class WebRTCService:
+    """Upgrades connections to direct WebRTC: dials (offer) and answers signaling streams."""
+
+    def __init__(self, host: Host, runtime: WebRTCRuntime, settings: WebRTCSettings | None = None) -> None:
+        self.host = host
+        self.runtime = runtime
+        self.settings = settings or WebRTCSettings()
+        self._dialing: dict[PeerId, asyncio.Future] = {}
+        self.failures: dict[PeerId, str] = {}
+        host.set_stream_handler(sig.PROTOCOL_ID, self._handle_signaling)
+
+    def webrtc_connection(self, peer: PeerId) -> WebRTCConnection | None:
+        return next((c for c in self.host.connections(peer) if c.transport == "webrtc"), None)
+
+    async def upgrade(self, peer: PeerId | str) -> WebRTCConnection | None:
+        """A direct WebRTC connection to ``peer`` (dialing through any existing connection,
+        usually relayed); ``None`` when every attempt failed (the relayed path stays)."""
+        peer = PeerId.coerce(peer)
+        existing = self.webrtc_connection(peer)
+        if existing is not None:
+            return existing
+        pending = self._dialing.get(peer)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._dialing[peer] = fut
+        try:
+            result = await self._upgrade_with_retries(peer)
+            fut.set_result(result)
+            return result
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()
+            raise
+        finally:
+            self._dialing.pop(peer, None)
+
+    async def _upgrade_with_retries(self, peer: PeerId) -> WebRTCConnection | None:
+        backoff = Backoff(initial=self.settings.retry_initial, maximum=self.settings.retry_max)
+        last: BaseException | None = None
+        for attempt in range(self.settings.attempts):
+            if attempt:
+                await asyncio.sleep(backoff.next_delay())
+            existing = self.webrtc_connection(peer)
+            if existing is not None:
+                return existing
+            try:
+                base = await self.host.connection_to(peer)
+                return await self._dial_once(base, peer)
+            except DarkSwapError as exc:
+                last = exc
+                log.info("WebRTC attempt %d to %s failed: %s", attempt + 1, peer, exc)
+        self.failures[peer] = str(last)
+        log.warning("WebRTC to %s failed %d times (%s): staying on the relayed path", peer, self.settings.attempts, last)
+        return None
+
+    def _new_connection(self, pc: RTCPeerConnection, peer: PeerId, via, *, is_initiator: bool) -> WebRTCConnection:
+        return WebRTCConnection(
+            pc,
+            remote_peer=peer,
+            remote_addr=via.remote_addr.encapsulate("/webrtc"),
+            settings=self.settings,
+            config=self.host.config.connection,
+            is_initiator=is_initiator,
+            on_stream=self.host._on_stream,
+            on_closed=self.host._on_conn_closed,
+        )
+
+    async def _dial_once(self, via, peer: PeerId) -> WebRTCConnection:
+        pc = self.runtime.create_peer_connection(self.settings.rtc)
+        conn = self._new_connection(pc, peer, via, is_initiator=True)
+        machine = sig.SignalingDialer(self.settings.signaling, now=time.monotonic())
+        stream = await self.host.new_stream_on(via, [sig.PROTOCOL_ID])
+        try:
+            pending: list[dict | None] = []
+            pc.on_ice_candidate = pending.append
+            init = pc.create_data_channel(INIT_LABEL)
+            offer = await pc.create_offer()
+            await stream.write(machine.offer(offer))
+            await self._exchange(stream, machine, pc, conn, pending, answer_sdp=None)
+            init.close()
+        except BaseException as exc:
+            await stream.reset()
+            await pc.close()
+            if isinstance(exc, TimeoutError):
+                raise Timeout("WebRTC signaling timed out") from None
+            raise
+        await stream.close()
+        self._register(conn)
+        return conn
+
+    async def _handle_signaling(self, stream: Stream) -> None:
+        peer = stream.remote_peer
+        pc = self.runtime.create_peer_connection(self.settings.rtc)
+        conn = self._new_connection(pc, peer, stream.conn, is_initiator=False)
+        machine = sig.SignalingListener(self.settings.signaling, now=time.monotonic())
+        pending: list[dict | None] = []
+        pc.on_ice_candidate = pending.append
+        try:
+            await self._exchange(stream, machine, pc, conn, pending, answer_sdp=True)
+        except BaseException as exc:
+            log.info("inbound WebRTC from %s failed: %s", peer, exc)
+            await stream.reset()
+            await pc.close()
+            return
+        await stream.close()
+        self._register(conn)
+
+    def _register(self, conn: WebRTCConnection) -> None:
+        self.host.add_connection(conn)
+        conn.start_accepting()
+        self.failures.pop(conn.remote_peer, None)
+
+    async def _exchange(self, stream, machine, pc, conn: WebRTCConnection, pending, *, answer_sdp) -> None:
+        """Run the signaling machine until the peer connection is up (or the deadline)."""
+
+        async def send_candidates() -> None:
+            while pending:
+                out = machine.add_local_candidate(pending.pop(0))
+                if out:
+                    await stream.write(out)
+
+        async def reader() -> None:
+            while not conn.connected.is_set():
+                data = await stream.read(timeout=self.settings.signaling.timeout)
+                events = machine.receive_eof() if not data else machine.receive_data(data)
+                for ev in events:
+                    if isinstance(ev, sig.OfferReceived):
+                        await pc.set_remote_description("offer", ev.sdp)
+                        await stream.write(machine.answer(await pc.create_answer()))
+                        await send_candidates()
+                    elif isinstance(ev, sig.AnswerReceived):
+                        await pc.set_remote_description("answer", ev.sdp)
+                        await send_candidates()
+                    elif isinstance(ev, sig.RemoteCandidate):
+                        await pc.add_ice_candidate(ev.candidate)
+                if not data:
+                    return
+
+        if answer_sdp is None:
+            await send_candidates()
+        read_task = asyncio.ensure_future(reader())
+        connected = asyncio.ensure_future(conn.connected.wait())
+        try:
+            deadline = self.settings.signaling.timeout
+            done, _ = await asyncio.wait({read_task, connected}, timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+            if read_task in done and read_task.exception() is not None:
+                raise read_task.exception()
+            if not conn.connected.is_set():
+                await asyncio.wait_for(conn.connected.wait(), max(0.1, deadline / 2))
+        except TimeoutError:
+            machine.abort("timeout")
+            raise PeerUnreachable(f"WebRTC to {conn.remote_peer}: ICE did not connect in time") from None
+        finally:
+            read_task.cancel()
+            connected.cancel()
+        machine.connected()
