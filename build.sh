@@ -66,13 +66,35 @@ cmd_demo() {
        --identity "$ROOT/.cache/demo-node.key" --log-level INFO
 }
 
+# Run a command inside a network namespace of our own: loopback plus one veth test host
+# (10.99.0.1/24, default route through it). WebRTC needs a non-loopback interface to gather
+# candidates, and no test may send traffic to this machine's outside address: in here there is
+# none. Installs happen before entering it (no registry inside).
+TEST_NET=10.99.0.0/24
+in_test_netns() {
+  need unshare "util-linux"
+  need ip "iproute2"
+  local flags=-n
+  [ "$(id -u)" = 0 ] || flags=-rn  # unprivileged: a user namespace maps us to root inside
+  unshare $flags bash -c '
+    set -e
+    ip link set lo up
+    ip link add dsw0 type veth peer name dsw1
+    ip addr add 10.99.0.1/24 dev dsw0
+    ip link set dsw0 up
+    ip link set dsw1 up
+    ip route add default via 10.99.0.2
+    exec "$@"' netns "$@" || return $?
+}
+
 cmd_test() {
   python_env
   node_env
   build_dist
   export PATH="$NODE22_BIN:$PATH"  # pytest-pyodide's node runtime and the js peers use Node 22
-  say "test: native, integration and js-libp2p interop tests, then the unit tests inside Pyodide"
-  "$PY" -m pytest tests "$@"
+  export DARKSWAP_TEST_NETNS=$TEST_NET
+  say "test: the whole suite inside a private network namespace (loopback + test host $TEST_NET)"
+  in_test_netns "$PY" -m pytest tests "$@"
 }
 
 cmd_bench() {

@@ -14,12 +14,12 @@ from ..errors import ConfigError
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
-from ..host.webrtc import WebRTCService, WebRTCSettings
-from ..transports.webrtc_base import WebRTCRuntime
 from ..host.stream import Stream
+from ..host.webrtc import WebRTCService, WebRTCSettings
 from ..identity import Identity, PeerId
 from ..protocols.identify import IdentifyInfo
 from ..transports.base import Transport
+from ..transports.webrtc_base import WebRTCRuntime
 from ..wire.multiaddr import Multiaddr
 
 

@@ -392,7 +392,7 @@ class MessageSession:
         *,
         now: float,
         session_id: bytes | None = None,
-        backend: CompressionBackend | None | object = _AUTO,
+        backend: CompressionBackend | object | None = _AUTO,
     ) -> None:
         self.config = config = config if config is not None else MessagingConfig()
         if session_id is None:
