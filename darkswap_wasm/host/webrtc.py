@@ -190,6 +190,7 @@ class WebRTCConnection:
         self._accepting = False
         self._early: list[RTCDataChannel] = []
         self.connected = asyncio.Event()
+        self._closer: asyncio.Future | None = None
         pc.on_data_channel = self._on_data_channel
         pc.on_connection_state_change = self._on_state
 
@@ -207,8 +208,8 @@ class WebRTCConnection:
     def _on_state(self, state: str) -> None:
         if state == "connected":
             self.connected.set()
-        elif state in ("failed", "closed"):
-            asyncio.ensure_future(self.close(ConnectionClosed(f"WebRTC connection {state}")))
+        elif state in ("failed", "closed") and self._closer is None:
+            self._closer = asyncio.ensure_future(self.close(ConnectionClosed(f"WebRTC connection {state}")))
 
     def _on_data_channel(self, channel: RTCDataChannel) -> None:
         if channel.label == INIT_LABEL:
@@ -321,7 +322,9 @@ class WebRTCService:
                 last = exc
                 log.info("WebRTC attempt %d to %s failed: %s", attempt + 1, peer, exc)
         self.failures[peer] = str(last)
-        log.warning("WebRTC to %s failed %d times (%s): staying on the relayed path", peer, self.settings.attempts, last)
+        log.warning(
+            "WebRTC to %s failed %d times (%s): staying on the relayed path", peer, self.settings.attempts, last
+        )
         return None
 
     def _new_connection(self, pc: RTCPeerConnection, peer: PeerId, via, *, is_initiator: bool) -> WebRTCConnection:
@@ -368,8 +371,12 @@ class WebRTCService:
         pc.on_ice_candidate = pending.append
         try:
             await self._exchange(stream, machine, pc, conn, pending, answer_sdp=True)
-        except BaseException as exc:
-            log.info("inbound WebRTC from %s failed: %s", peer, exc)
+        except asyncio.CancelledError:
+            await stream.reset()
+            await pc.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure (ours, aiortc's, the browser's) ends this attempt
+            log.info("inbound WebRTC from %s failed: %r", peer, exc)
             await stream.reset()
             await pc.close()
             return
