@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
+from ..host.monitor import ConnectionMonitor, MonitorConfig, Reconnector
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
 from ..host.stream import Stream
 from ..host.webrtc import WebRTCService, WebRTCSettings
@@ -32,6 +33,8 @@ class NetworkConfig:
     transports: list[Transport] | None = None  # default: what this runtime has
     webrtc: WebRTCSettings | None = field(default_factory=WebRTCSettings)  # None: no WebRTC
     webrtc_runtime: WebRTCRuntime | None = None  # default: aiortc natively; js_glue in a page
+    monitor: MonitorConfig | None = field(default_factory=MonitorConfig)  # None: no heartbeats
+    keep_alive: list[str] = field(default_factory=list)  # full multiaddrs of peers to keep connected
 
     def __post_init__(self) -> None:
         for a in [*self.listen_addrs, *self.relays]:
@@ -67,6 +70,11 @@ class Network:
         self.config = config
         self._reservations = reservations
         self._webrtc = webrtc
+        mon = config.monitor or MonitorConfig()
+        self._monitor = ConnectionMonitor(host, mon) if config.monitor is not None else None
+        self._reconnector = Reconnector(host, mon)
+        for addr in config.keep_alive:
+            self.keep_alive(addr)
 
     @classmethod
     async def create(cls, config: NetworkConfig | None = None) -> Network:
@@ -125,6 +133,17 @@ class Network:
         assert conn.remote_peer is not None
         return conn.remote_peer
 
+    def keep_alive(self, peer_or_addr: PeerId | str | Multiaddr) -> None:
+        """Keep this peer connected: redial it (jittered backoff) whenever it disconnects."""
+        if isinstance(peer_or_addr, PeerId) or not str(peer_or_addr).startswith("/"):
+            self._reconnector.keep_alive(PeerId.coerce(peer_or_addr))
+            return
+        maddr = Multiaddr(peer_or_addr)
+        peer_text = maddr.value_for("p2p")
+        if peer_text is None:
+            raise ConfigError(f"a keep-alive address needs /p2p/<peer>: {maddr}")
+        self._reconnector.keep_alive(PeerId.from_string(peer_text), [maddr])
+
     async def create_webrtc_data_channel(self, peer: PeerId | str):
         """Make sure a direct WebRTC connection to ``peer`` exists: reach it (through a shared
         relay if need be), then upgrade. Returns the best connection to it afterwards: the
@@ -160,6 +179,9 @@ class Network:
         self._host.on(event, callback)
 
     async def close(self) -> None:
+        await self._reconnector.close()
+        if self._monitor is not None:
+            await self._monitor.close()
         if self._webrtc is not None:
             for c in [c for c in self._host.connections() if c.transport == "webrtc"]:
                 await c.close()

@@ -17,6 +17,7 @@ from .. import __version__
 from ..errors import (
     ConfigError,
     DarkSwapError,
+    LimitExceeded,
     NegotiationError,
     PeerUnreachable,
     ProtocolError,
@@ -195,6 +196,8 @@ class Host:
         transport = next((t for t in self._transports if t.can_dial(maddr)), None)
         if transport is None:
             raise PeerUnreachable(f"no transport can dial {maddr}")
+        if self._count_connections() >= self.config.max_connections:
+            raise LimitExceeded(f"connection budget of {self.config.max_connections} reached (HostConfig)")
         try:
             raw = await asyncio.wait_for(transport.dial(maddr), self.config.dial_timeout)
         except TimeoutError:
@@ -311,7 +314,11 @@ class Host:
 
     async def ping(self, peer: PeerId | str) -> float:
         """Round trip of one ``/ipfs/ping/1.0.0`` exchange, in seconds."""
-        stream = await self.new_stream(peer, [ping.PROTOCOL_ID])
+        return await self.ping_on(await self.connection_to(peer))
+
+    async def ping_on(self, conn: Connection) -> float:
+        """Round trip of one ``/ipfs/ping/1.0.0`` exchange on that connection."""
+        stream = await self.new_stream_on(conn, [ping.PROTOCOL_ID])
         try:
             dialer = ping.PingDialer(os.urandom(ping.PING_LENGTH))
             start = time.monotonic()
@@ -392,6 +399,10 @@ class Host:
         return self._identified[peer]
 
     # -- shutdown ------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return

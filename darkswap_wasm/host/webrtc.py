@@ -46,6 +46,7 @@ class WebRTCSettings:
     channel_open_timeout: float = 10.0
     send_high_water: int = 1024 * 1024  # bufferedAmount above which writes wait
     max_receive_buffer: int = 8 * 1024 * 1024  # unread bytes per stream before it is reset
+    max_connections: int = 400  # live WebRTC connections (Chrome allows ~500 per tab lifetime)
 
 
 class DataChannelStream(Stream):
@@ -306,7 +307,13 @@ class WebRTCService:
         finally:
             self._dialing.pop(peer, None)
 
+    def _at_budget(self) -> bool:
+        return sum(1 for c in self.host.connections() if c.transport == "webrtc") >= self.settings.max_connections
+
     async def _upgrade_with_retries(self, peer: PeerId) -> WebRTCConnection | None:
+        if self._at_budget():
+            log.warning("WebRTC budget of %d reached: %s stays relayed", self.settings.max_connections, peer)
+            return None
         backoff = Backoff(initial=self.settings.retry_initial, maximum=self.settings.retry_max)
         last: BaseException | None = None
         for attempt in range(self.settings.attempts):
@@ -364,6 +371,9 @@ class WebRTCService:
 
     async def _handle_signaling(self, stream: Stream) -> None:
         peer = stream.remote_peer
+        if self._at_budget() or self.webrtc_connection(peer) is not None:
+            await stream.reset()
+            return
         pc = self.runtime.create_peer_connection(self.settings.rtc)
         conn = self._new_connection(pc, peer, stream.conn, is_initiator=False)
         machine = sig.SignalingListener(self.settings.signaling, now=time.monotonic())

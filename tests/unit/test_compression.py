@@ -1,0 +1,360 @@
+"""The compression seam: backend selection, the zstd format helpers, stream encoder/decoder.
+
+Tests marked ``native_compression`` need python-zstandard (in Pyodide the zstd WASM backend
+arrives with the page); the rest use a pure-Python stand-in backend and run everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from darkswap_wasm import compression
+from darkswap_wasm.compression import (
+    COMPRESSED,
+    STORED,
+    CompressionBackend,
+    CompressionBackendUnavailable,
+    CompressionError,
+    StreamDecoder,
+    StreamEncoder,
+    compress_bound,
+    is_raw_blocks,
+    raw_blocks,
+)
+from darkswap_wasm.errors import DarkSwapError, DecodeError, LimitExceeded
+
+native_compression = pytest.mark.native_compression
+FUZZ = settings(max_examples=200, deadline=None, database=None, derandomize=True)
+KIB = 1024
+
+
+# ------------------------------------------------------------------ a pure-Python stand-in backend
+
+
+class FakeZstd:
+    """Speaks the zstd block format, raw and RLE blocks only, after a 6-byte header whose last byte
+    fingerprints the dictionary (so a dictionary mismatch is detected)."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, int, bytes | None]] = []
+
+    def compressor(self, level, window_log, dictionary):
+        self.made.append(("c", window_log, dictionary))
+        return _FakeCompressor(dictionary)
+
+    def decompressor(self, max_window_log, dictionary):
+        self.made.append(("d", max_window_log, dictionary))
+        return _FakeDecompressor(dictionary)
+
+
+def _fingerprint(dictionary) -> bytes:
+    return bytes((sum(dictionary or b"") % 251,))
+
+
+class _FakeCompressor:
+    def __init__(self, dictionary) -> None:
+        self.header = b"\x28\xb5\x2f\xfd\x00" + _fingerprint(dictionary)
+
+    def compress_flush(self, data: bytes) -> bytes:
+        head, self.header = self.header, b""
+        if len(data) > 4 and data.count(data[:1]) == len(data):
+            return head + ((len(data) << 3) | 2).to_bytes(3, "little") + data[:1]  # one RLE block
+        return head + raw_blocks(data)
+
+
+class _FakeDecompressor:
+    def __init__(self, dictionary) -> None:
+        self.header = b"\x28\xb5\x2f\xfd\x00" + _fingerprint(dictionary)
+
+    def decompress(self, data: bytes, max_output: int) -> bytes:
+        pos = 0
+        if self.header:
+            if data[: len(self.header)] != self.header:
+                raise CompressionError("fake zstd: bad frame header (or dictionary)")
+            pos, self.header = len(self.header), b""
+        out = bytearray()
+        while pos < len(data):
+            if pos + 3 > len(data):
+                raise CompressionError("fake zstd: truncated block header")
+            header = int.from_bytes(data[pos : pos + 3], "little")
+            btype, size = (header >> 1) & 3, header >> 3
+            if header & 1 or btype > 1:
+                raise CompressionError("fake zstd: unsupported block")
+            if len(out) + size > max_output:
+                raise LimitExceeded("fake zstd: output cap")
+            if btype == 0:
+                chunk = data[pos + 3 : pos + 3 + size]
+                if len(chunk) != size:
+                    raise CompressionError("fake zstd: truncated raw block")
+                out += chunk
+                pos += 3 + size
+            else:
+                if pos + 4 > len(data):
+                    raise CompressionError("fake zstd: truncated RLE block")
+                out += data[pos + 3 : pos + 4] * size
+                pos += 4
+        return bytes(out)
+
+
+# ---------------------------------------------------------------------------------- the seam
+
+
+@pytest.fixture
+def restore_backend():
+    saved = (compression._backend, compression._detected)
+    yield
+    compression._backend, compression._detected = saved
+
+
+def test_set_backend_installs_and_none_redetects(restore_backend):
+    fake = FakeZstd()
+    compression.set_backend(fake)
+    assert compression.get_backend() is fake
+    assert compression.available_backend() is fake
+    assert isinstance(fake, CompressionBackend)
+    compression.set_backend(None)
+    assert compression.available_backend() is not fake
+
+
+def test_no_backend_is_a_clean_error(restore_backend, monkeypatch):
+    compression._backend, compression._detected = None, True
+    assert compression.available_backend() is None
+    with pytest.raises(CompressionBackendUnavailable) as info:
+        compression.get_backend()
+    assert isinstance(info.value, DarkSwapError)
+    assert info.value.code == "COMPRESSION_BACKEND_UNAVAILABLE"
+
+
+def test_compression_error_is_a_decode_error():
+    assert issubclass(CompressionError, DecodeError)
+    assert CompressionError("x").code == "COMPRESSION_ERROR"
+
+
+@native_compression
+def test_native_backend_is_detected(restore_backend):
+    compression.set_backend(None)
+    backend = compression.get_backend()
+    assert backend.name == "python-zstandard"
+    assert isinstance(backend, CompressionBackend)
+
+
+# ------------------------------------------------------------------------ format helpers
+
+
+def test_compress_bound_matches_zstd_macro():
+    # ZSTD_COMPRESSBOUND(srcSize) = srcSize + (srcSize>>8) + ((srcSize < 128K) ? ((128K - srcSize) >> 11) : 0)
+    assert compress_bound(0) == 64
+    assert compress_bound(1000) == 1000 + 3 + ((131072 - 1000) >> 11)
+    assert compress_bound(128 * KIB) == 128 * KIB + 512
+    assert compress_bound(4 * 1024 * KIB) == 4 * 1024 * KIB + 16 * KIB
+
+
+def test_raw_blocks_vectors():
+    assert raw_blocks(b"") == b"\x00\x00\x00"
+    assert raw_blocks(b"abc") == bytes.fromhex("180000") + b"abc"  # 3 << 3 = 0x18
+    big = bytes(range(256)) * 1025  # 262400 bytes: 128 KiB + 128 KiB + 256
+    out = raw_blocks(big)
+    assert out[:3] == (128 * KIB << 3).to_bytes(3, "little")
+    assert len(out) == len(big) + 9
+    assert is_raw_blocks(out, len(big))
+
+
+@given(st.binary(max_size=2000))
+@FUZZ
+def test_raw_blocks_round_trip_property(data):
+    assert is_raw_blocks(raw_blocks(data), len(data))
+
+
+def test_is_raw_blocks_rejects_anything_else():
+    assert not is_raw_blocks(raw_blocks(b"abc"), 4)  # wrong total
+    assert not is_raw_blocks(raw_blocks(b"abc")[:-1], 3)  # truncated content
+    assert not is_raw_blocks(b"\x18\x00", 3)  # truncated header
+    assert not is_raw_blocks(bytes.fromhex("190000") + b"abc", 3)  # Last_Block set
+    assert not is_raw_blocks(bytes.fromhex("1a0000") + b"a", 3)  # RLE
+    assert not is_raw_blocks(bytes.fromhex("1c0000") + b"abc", 3)  # compressed
+    assert not is_raw_blocks(raw_blocks(b"abc") + b"\x00", 3)  # trailing byte
+
+
+# -------------------------------------------------------------- encoder / decoder (stand-in)
+
+
+def test_first_output_is_always_compressed_then_stored_or_compressed():
+    fake = FakeZstd()
+    enc = StreamEncoder(fake.compressor(3, 19, None))
+    dec = StreamDecoder(fake.decompressor(23, None))
+    kind, body = enc.encode(b"hello")  # header + raw block: bigger, yet it must carry the header
+    assert kind == COMPRESSED and len(body) > 5
+    assert dec.decode(body, 100) == b"hello"
+    kind, body = enc.encode(b"world!")
+    assert (kind, body) == (STORED, b"world!")
+    dec.append_stored(body)
+    kind, body = enc.encode(b"z" * 100)  # RLE: shrinks
+    assert kind == COMPRESSED and len(body) == 4
+    assert dec.decode(body, 100) == b"z" * 100
+
+
+def test_stored_before_stream_start_is_rejected():
+    dec = StreamDecoder(FakeZstd().decompressor(23, None))
+    with pytest.raises(DecodeError):
+        dec.append_stored(b"abc")
+
+
+def test_decoder_output_cap_is_enforced():
+    fake = FakeZstd()
+    enc = StreamEncoder(fake.compressor(3, 19, None))
+    dec = StreamDecoder(fake.decompressor(23, None))
+    _, body = enc.encode(b"x" * 10_000)
+    with pytest.raises(LimitExceeded):
+        dec.decode(body, 9_999)
+
+
+# ------------------------------------------------------------------------- python-zstandard
+
+
+@pytest.fixture
+def zstd():
+    return pytest.importorskip("zstandard")
+
+
+@pytest.fixture
+def native():
+    from darkswap_wasm.compression.zstd_backend import ZstdBackend
+
+    return ZstdBackend()
+
+
+def _orders(n: int, seed: int = 3) -> list[bytes]:
+    rng = random.Random(seed)
+    makers = [f"12D3KooW{rng.getrandbits(200):050x}"[:52] for _ in range(20)]
+    return [
+        (
+            f'{{"type":"order","id":"{rng.getrandbits(128):032x}","maker":"{rng.choice(makers)}",'
+            f'"side":"{rng.choice(["buy", "sell"])}","pair":"BTC/RUNE:840000:{rng.randint(1, 9)}",'
+            f'"amount":"{rng.randint(1, 9999)}","price":"{rng.uniform(1, 5000):.8f}","expiry":{1718000000 + i}}}'
+        ).encode()
+        for i in range(n)
+    ]
+
+
+@native_compression
+def test_streaming_context_carries_across_frames(zstd, native):
+    enc = StreamEncoder(native.compressor(3, 19, None))
+    dec = StreamDecoder(native.decompressor(23, None))
+    orders = _orders(200)
+    sizes = []
+    for order in orders:
+        kind, body = enc.encode(order)
+        assert kind == COMPRESSED
+        assert dec.decode(body, 1 << 20) == order
+        sizes.append(len(body))
+    independent = [len(zstd.ZstdCompressor(level=3).compress(o)) for o in orders]
+    # later frames reference earlier ones: much smaller than the first and than one-shot zstd
+    assert sum(sizes[100:]) / 100 < 0.6 * sizes[0]
+    assert sum(sizes[100:]) < 0.6 * sum(independent[100:])
+    # a repeat of an earlier payload costs a few bytes only
+    kind, body = enc.encode(orders[50])
+    assert kind == COMPRESSED and len(body) < 16
+    assert dec.decode(body, 1 << 20) == orders[50]
+
+
+@native_compression
+def test_incompressible_frames_go_stored_and_stay_in_sync(zstd, native):
+    enc = StreamEncoder(native.compressor(3, 19, None))
+    dec = StreamDecoder(native.decompressor(23, None))
+    plain = StreamDecoder(native.decompressor(23, None))  # fed the real compressor output throughout
+    first = b'{"hello": "world"}' * 4
+    kind, body = enc.encode(first)
+    assert dec.decode(body, 1 << 20) == first and plain.decode(body, 1 << 20) == first
+    blob = os.urandom(300 * KIB)  # > 128 KiB: several synthetic raw blocks
+    kind, body = enc.encode(blob)
+    assert (kind, body) == (STORED, blob)
+    dec.append_stored(body)
+    plain.decode(raw_blocks(blob), len(blob))  # what the compressor really emitted, block sizes aside
+    # the next frame references the stored bytes: it is tiny and decodes on the mirrored context
+    again = blob[1000:200_000] + first
+    kind, body = enc.encode(again)
+    assert kind == COMPRESSED and len(body) < 100
+    assert dec.decode(body, 1 << 20) == again
+    assert plain.decode(body, 1 << 20) == again
+
+
+@native_compression
+def test_stored_choice_matches_the_compressor_output(zstd):
+    """Cross-check with python-zstandard directly: STORED is chosen exactly when the flush
+    produced raw blocks only, and the STORED payload is the content of those blocks."""
+    from darkswap_wasm.compression.zstd_backend import ZstdBackend
+
+    comp = ZstdBackend().compressor(3, 19, None)
+    comp.compress_flush(b"start")
+    rng = random.Random(5)
+    for _ in range(50):
+        data = rng.randbytes(rng.randint(1, 3000))
+        out = comp.compress_flush(data)
+        if is_raw_blocks(out, len(data)):
+            pos, content = 0, b""
+            while pos < len(out):
+                size = int.from_bytes(out[pos : pos + 3], "little") >> 3
+                content += out[pos + 3 : pos + 3 + size]
+                pos += 3 + size
+            assert content == data
+
+
+@native_compression
+def test_zip_bomb_is_rejected_with_a_hard_cap(zstd, native):
+    comp = zstd.ZstdCompressor(level=3).compressobj()
+    bomb = comp.compress(bytes(256 * 1024 * 1024)) + comp.flush(zstd.COMPRESSOBJ_FLUSH_BLOCK)
+    assert len(bomb) < 16 * KIB
+    dec = native.decompressor(23, None)
+    with pytest.raises(LimitExceeded):
+        dec.decompress(bomb, 1024 * KIB)
+
+
+@native_compression
+def test_corrupt_input_and_oversized_window_are_compression_errors(zstd, native):
+    with pytest.raises(CompressionError):
+        native.decompressor(23, None).decompress(b"\x28\xb5\x2f\xfd" + os.urandom(64), 1 << 20)
+    big_window = native.compressor(3, 25, None)
+    body = big_window.compress_flush(os.urandom(64))
+    with pytest.raises(CompressionError):
+        native.decompressor(20, None).decompress(body, 1 << 20)
+
+
+@native_compression
+def test_dictionaries_help_and_must_match(zstd, native):
+    train = _orders(2000, seed=11)
+    trained = zstd.train_dictionary(8 * KIB, train).as_bytes()
+    orders = _orders(20, seed=12)
+    with_dict = native.compressor(3, 19, trained)
+    without = native.compressor(3, 19, None)
+    a = with_dict.compress_flush(orders[0])
+    b = without.compress_flush(orders[0])
+    assert len(a) < 0.7 * len(b)
+    assert native.decompressor(23, trained).decompress(a, 1 << 20) == orders[0]
+    # raw-content dictionaries work too (ZSTD_dct_auto)
+    raw_dict = b"".join(train[:50])
+    c = native.compressor(3, 19, raw_dict).compress_flush(orders[0])
+    assert native.decompressor(23, raw_dict).decompress(c, 1 << 20) == orders[0]
+    with pytest.raises(CompressionError):
+        native.decompressor(23, None).decompress(a, 1 << 20)
+
+
+@native_compression
+@given(st.binary(max_size=300))
+@FUZZ
+def test_fuzz_decompressor_raises_only_darkswap_errors(data):
+    from darkswap_wasm.compression.zstd_backend import ZstdBackend
+
+    dec = StreamDecoder(ZstdBackend().decompressor(20, None))
+    try:
+        dec.decode(b"\x28\xb5\x2f\xfd\x00\x48" + data, 64 * KIB)
+        dec.append_stored(data)
+        dec.decode(data, 64 * KIB)
+    except DarkSwapError:
+        pass
