@@ -8,6 +8,11 @@ from ..errors import LimitExceeded
 from .backend import CompressionError
 
 _WRITE_SIZE = 64 * 1024  # decompressor output chunk: the most we hold beyond the cap
+# An empty, non-last raw block. python-zstandard's stream_writer.write() returns once its input
+# is consumed, even when the decoder still holds decoded bytes (more than one output chunk); a
+# following empty raw block makes it flush them all before the header is consumed. An empty raw
+# block changes nothing in the decoder's state (no content, no tables, no repeat offsets).
+_DRAIN = b"\x00\x00\x00"
 
 
 def _dict(dictionary: bytes | None) -> zstandard.ZstdCompressionDict | None:
@@ -74,6 +79,7 @@ class _Decompressor:
         sink.cap = max_output
         try:
             self._writer.write(data)
+            self._writer.write(_DRAIN)
         except zstandard.ZstdError as exc:
             raise CompressionError(f"corrupt zstd data: {exc}") from exc
         parts = sink.parts

@@ -241,9 +241,19 @@ class WebRTCConnection:
         if self._closed:
             raise ConnectionClosed("WebRTC connection closed")
         channel = self.pc.create_data_channel("")
+        # the stream takes the channel's events at once: the peer may answer as soon as it opens
+        self._next_id += 1
+        stream = DataChannelStream(self, channel, self._next_id, inbound=False)
         opened = asyncio.Event()
+        on_close = channel.on_close
+
+        def closed() -> None:
+            opened.set()
+            if on_close is not None:
+                on_close()
+
         channel.on_open = opened.set
-        channel.on_close = opened.set
+        channel.on_close = closed
         try:
             await asyncio.wait_for(opened.wait(), self.settings.channel_open_timeout)
         except TimeoutError:
@@ -251,8 +261,6 @@ class WebRTCConnection:
             raise Timeout("data channel did not open in time") from None
         if channel.ready_state != "open":
             raise ConnectionClosed("data channel closed before it opened")
-        self._next_id += 1
-        stream = DataChannelStream(self, channel, self._next_id, inbound=False)
         self._streams[stream.stream_id] = stream
         return stream
 

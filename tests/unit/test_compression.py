@@ -307,6 +307,22 @@ def test_stored_choice_matches_the_compressor_output(zstd):
 
 
 @native_compression
+def test_large_frames_come_back_whole(zstd, native):
+    """A flush whose output is far larger than the backend's internal output chunk decodes whole
+    (python-zstandard's stream_writer leaves decoded bytes pending unless drained)."""
+    enc = StreamEncoder(native.compressor(3, 19, None))
+    dec = StreamDecoder(native.decompressor(23, None))
+    rng = random.Random(9)
+    for size in (10, 70 * KIB, 1024 * KIB, 3 * 1024 * KIB):
+        data = b"".join(_orders(size // 200 + 1, seed=rng.randint(0, 99)))[:size]
+        kind, body = enc.encode(data)
+        if kind == STORED:
+            dec.append_stored(body)
+        else:
+            assert dec.decode(body, len(data)) == data
+
+
+@native_compression
 def test_zip_bomb_is_rejected_with_a_hard_cap(zstd, native):
     comp = zstd.ZstdCompressor(level=3).compressobj()
     bomb = comp.compress(bytes(256 * 1024 * 1024)) + comp.flush(zstd.COMPRESSOBJ_FLUSH_BLOCK)
