@@ -114,7 +114,9 @@ async def start_sink(relay_addr: str):
 async def throughput(mib: int, runs: int) -> None:
     require_node()
     size = mib * MIB
-    ours = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "0", "--circuit-duration", "0")
+    ours = await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "0", "--circuit-duration", "0"
+    )
     theirs = await JsPeer.start("js-relay", "--relay-server", "--relay-unlimited", "--listen", "/ip4/127.0.0.1/tcp/0",
                                 "--no-connection-monitor")
     sink_ours, circuit_ours = await start_sink(ours.addr())

@@ -20,13 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiortc import RTCConfiguration, RTCPeerConnection  # noqa: E402
+from aiortc import RTCConfiguration, RTCPeerConnection
 
-from darkswap_wasm import Network, NetworkConfig  # noqa: E402
-from darkswap_wasm.host.relay_server import RelayService  # noqa: E402
-from darkswap_wasm.host.webrtc import WebRTCSettings  # noqa: E402
-from darkswap_wasm.protocols.circuit_v2 import RelayConfig  # noqa: E402
-from darkswap_wasm.transports.webrtc_base import WebRTCConfig  # noqa: E402
+from darkswap_wasm import Network, NetworkConfig
+from darkswap_wasm.host.relay_server import RelayService
+from darkswap_wasm.host.webrtc import WebRTCSettings
+from darkswap_wasm.protocols.circuit_v2 import RelayConfig
+from darkswap_wasm.transports.webrtc_base import WebRTCConfig
 
 MIB = 1024 * 1024
 SINK = "/darkswap/sink/1.0.0"

@@ -29,7 +29,7 @@ async def networks(*listen: str):
     nets = []
     try:
         for addr in listen:
-            nets.append(await Network.create(NetworkConfig(listen_addrs=[addr] if addr else [])))
+            nets.append(await Network.create(NetworkConfig(listen_addrs=[addr] if addr else [])))  # noqa: PERF401
         yield nets
     finally:
         for n in nets:

@@ -65,7 +65,9 @@ async def test_relayed_connection_between_two_python_peers(tmp_path):
 @async_test(timeout=90)
 async def test_reservation_renews_and_survives_a_relay_restart(tmp_path):
     key = tmp_path / "relay.key"
-    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--identity", str(key), "--reservation-ttl", "3")
+    relay = await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", str(key), "--reservation-ttl", "3"
+    )
     relay_addr = relay.addr()
     b = await Network.create(NetworkConfig(relays=[relay_addr]))
     events: list[str] = []

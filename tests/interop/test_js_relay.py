@@ -36,7 +36,9 @@ async def wait_for_circuit_addr(js: JsPeer, timeout: float = 15.0) -> str:
 async def test_js_peer_reserves_on_our_relay_and_another_js_peer_reaches_it():
     require_node()
     relay = await RelayProcess.start("--listen", TCP, "--circuit-data", "0")
-    target = await JsPeer.start("js-target", "--relay-client", "--listen", TCP, "--listen", f"{relay.addr()}/p2p-circuit")
+    target = await JsPeer.start(
+        "js-target", "--relay-client", "--listen", TCP, "--listen", f"{relay.addr()}/p2p-circuit"
+    )
     dialer = await JsPeer.start("js-dialer", "--relay-client", "--listen", TCP)
     try:
         circuit = await wait_for_circuit_addr(target)
@@ -89,7 +91,9 @@ async def test_we_reserve_on_a_js_relay_and_a_js_peer_reaches_us():
 async def test_we_dial_a_js_peer_through_a_js_relay():
     require_node()
     js_relay = await JsPeer.start("js-relay", "--relay-server", "--listen", TCP)
-    target = await JsPeer.start("js-target", "--relay-client", "--listen", TCP, "--listen", f"{js_relay.addr('tcp')}/p2p-circuit")
+    target = await JsPeer.start(
+        "js-target", "--relay-client", "--listen", TCP, "--listen", f"{js_relay.addr('tcp')}/p2p-circuit"
+    )
     ours = await Network.create(NetworkConfig())
     try:
         circuit = await wait_for_circuit_addr(target)
