@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
+from ..host.messaging import MessagingService
 from ..host.monitor import ConnectionMonitor, MonitorConfig, Reconnector
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
 from ..host.stream import Stream
 from ..host.webrtc import WebRTCService, WebRTCSettings
 from ..identity import Identity, PeerId
+from ..protocols.darkswap_msg import MessagingConfig
 from ..protocols.identify import IdentifyInfo
 from ..transports.base import Transport
 from ..transports.webrtc_base import WebRTCRuntime
@@ -35,6 +37,7 @@ class NetworkConfig:
     webrtc_runtime: WebRTCRuntime | None = None  # default: aiortc natively; js_glue in a page
     monitor: MonitorConfig | None = field(default_factory=MonitorConfig)  # None: no heartbeats
     keep_alive: list[str] = field(default_factory=list)  # full multiaddrs of peers to keep connected
+    messaging: MessagingConfig = field(default_factory=MessagingConfig)
 
     def __post_init__(self) -> None:
         for a in [*self.listen_addrs, *self.relays]:
@@ -73,6 +76,7 @@ class Network:
         mon = config.monitor or MonitorConfig()
         self._monitor = ConnectionMonitor(host, mon) if config.monitor is not None else None
         self._reconnector = Reconnector(host, mon)
+        self._messaging = MessagingService(host, config.messaging)
         for addr in config.keep_alive:
             self.keep_alive(addr)
 
@@ -178,7 +182,33 @@ class Network:
     def on(self, event: str, callback: Callable) -> None:
         self._host.on(event, callback)
 
+    # -- DarkSwap messaging ---------------------------------------------------------------------
+    async def send_message(self, peer: PeerId | str, data: bytes, timeout: float | None = None) -> int:
+        """Queue ``data`` for ``peer`` on its messaging session (batched, compressed, resent after
+        reconnects: delivered exactly once, in order). Returns once queued; waits while the
+        bounded send buffer is full. Returns the message's sequence number."""
+        return await self._messaging.send(peer, data, timeout)
+
+    async def receive_message(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
+        """The next message from ``peer``, in order."""
+        return await self._messaging.receive(peer, timeout)
+
+    async def wait_delivered(self, peer: PeerId | str, seq: int, timeout: float = 30.0) -> None:
+        """Wait until ``peer`` acknowledged every message up to ``seq``."""
+        await self._messaging.wait_acked(peer, seq, timeout)
+
+    async def send_webrtc_message(self, peer: PeerId | str, data: bytes) -> int:
+        """:meth:`send_message` over the direct WebRTC connection (made first if need be; if it
+        cannot be made the session carries on over the relayed path)."""
+        if self._webrtc is not None and self._webrtc.webrtc_connection(PeerId.coerce(peer)) is None:
+            await self.create_webrtc_data_channel(peer)
+        return await self.send_message(peer, data)
+
+    async def receive_webrtc_message(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
+        return await self.receive_message(peer, timeout)
+
     async def close(self) -> None:
+        await self._messaging.close()
         await self._reconnector.close()
         if self._monitor is not None:
             await self._monitor.close()

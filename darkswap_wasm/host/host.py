@@ -65,6 +65,7 @@ class Host:
         self._listeners_cb: dict[str, list[Callable]] = {}
         self._addr_sources: list[Callable[[], list[Multiaddr]]] = []
         self._route_sources: list[Callable[[PeerId], list[Multiaddr]]] = []
+        self._dialed: dict[PeerId, Multiaddr] = {}  # the address each peer was last reached at
         self._closed = False
         self._handler_slots = asyncio.Semaphore(config.max_inbound_stream_handlers)
         self.set_stream_handler(ping.PROTOCOL_ID, self._handle_ping)
@@ -204,7 +205,13 @@ class Host:
             raise Timeout(f"dialing {maddr} timed out after {self.config.dial_timeout:g}s") from None
         except DarkSwapError as exc:
             raise PeerUnreachable(f"cannot reach {maddr}: {exc}") from exc
-        return await self._upgrade(raw, is_initiator=True, expected_peer=expected)
+        conn = await self._upgrade(raw, is_initiator=True, expected_peer=expected)
+        peer = conn.remote_peer
+        self._dialed.pop(peer, None)
+        self._dialed[peer] = maddr if expected is not None else maddr.encapsulate(f"/p2p/{peer}")
+        if len(self._dialed) > 4 * self.config.max_connections:  # bounded, oldest first out
+            self._dialed.pop(next(iter(self._dialed)))
+        return conn
 
     async def connection_to(self, peer: PeerId | str) -> Connection:
         peer = PeerId.coerce(peer)
@@ -212,7 +219,8 @@ class Host:
         if conns:
             return conns[0]
         info = self._identified.get(peer)
-        candidates = [a.encapsulate(f"/p2p/{peer}") for a in (info.listen_addrs if info else ())]
+        candidates = [self._dialed[peer]] if peer in self._dialed else []  # what worked last, first
+        candidates += [a.encapsulate(f"/p2p/{peer}") for a in (info.listen_addrs if info else ())]
         for source in self._route_sources:
             candidates.extend(source(peer))
         errors = []

@@ -1,0 +1,337 @@
+"""DarkSwap messaging in the host: one :class:`~..protocols.darkswap_msg.MessageSession` per peer
+over a ``/darkswap/msg/1.0.0`` stream, on whatever connection reaches the peer best.
+
+The adapter is thin: read → ``receive_data`` → write ``data_to_send`` → dispatch events; one
+timer per session; ``send`` waits on :class:`BufferFull` (backpressure) and flushes once the
+caller's burst is queued. When the stream breaks the session is detached and, while it still
+holds unacked messages, re-attached on a new stream through any path (redial, another relay,
+WebRTC or not); the machine resends exactly what is missing. A better connection (WebRTC after
+a relayed start) takes the session over the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from ..errors import ConnectionClosed, DarkSwapError, LimitExceeded, PeerUnreachable, Timeout
+from ..identity import PeerId
+from ..protocols import darkswap_msg as dm
+from .backoff import Backoff
+from .host import TRANSPORT_PREFERENCE, Host
+from .stream import NO_TIMEOUT, Stream
+
+log = logging.getLogger(__name__)
+PROTOCOL_ID = "/darkswap/msg/1.0.0"
+
+
+class _Peer:
+    def __init__(self, service: MessagingService, peer: PeerId) -> None:
+        self.service = service
+        self.peer = peer
+        self.session = dm.MessageSession(service.config, now=time.monotonic())
+        self.stream: Stream | None = None
+        self.inbox: deque[bytes] = deque()
+        self.inbox_bytes = 0
+        self.readable = asyncio.Event()
+        self.inbox_space = asyncio.Event()
+        self.inbox_space.set()
+        self.space = asyncio.Event()
+        self.acked_seq = 0
+        self.acked = asyncio.Event()
+        self.failed: DarkSwapError | None = None
+        self.flush_scheduled = False
+        self.reader: asyncio.Task | None = None
+        self.timer: asyncio.Task | None = None
+        self.redial: asyncio.Task | None = None
+        self.wakeup = asyncio.Event()
+        self.timer = asyncio.ensure_future(self._timer_loop())
+
+    # -- I/O -------------------------------------------------------------------------------
+    def write_out(self) -> None:
+        data = self.session.data_to_send()
+        if data and self.stream is not None and not self.stream.is_reset:
+            stream = self.stream
+            task = asyncio.ensure_future(self._write(stream, data))
+            self.service._tasks.add(task)
+            task.add_done_callback(self.service._tasks.discard)
+
+    async def _write(self, stream: Stream, data: bytes) -> None:
+        async with self.service._write_locks.setdefault(id(stream), asyncio.Lock()):
+            try:
+                await stream.write(data)
+            except DarkSwapError as exc:
+                log.debug("messaging write to %s failed: %s", self.peer, exc)
+                self.lost(stream)
+
+    def dispatch(self) -> None:
+        for ev in self.session.events_received():
+            if isinstance(ev, dm.MessageReceived):
+                self.inbox.append(ev.data)
+                self.inbox_bytes += len(ev.data)
+                self.readable.set()
+                if self.inbox_bytes > self.service.inbox_limit:
+                    self.inbox_space.clear()
+            elif isinstance(ev, dm.Acked):
+                self.acked_seq = ev.up_to_seq
+                self.acked.set()
+            elif isinstance(ev, dm.BufferSpace):
+                self.space.set()
+            elif isinstance(ev, dm.SessionResumed):
+                log.debug("messaging with %s resumed (%d resent)", self.peer, ev.resent)
+            elif isinstance(ev, dm.SessionFailed):
+                self.failed = ev.error
+                self.space.set()
+                self.readable.set()
+                self.acked.set()
+            elif isinstance(ev, dm.SessionEnded):
+                self.failed = dm.SessionClosed("the session ended")
+                self.space.set()
+                self.readable.set()
+        self.wakeup.set()
+
+    def attach(self, stream: Stream) -> None:
+        old = self.stream
+        if old is not None and old is not stream:
+            self.session.detach(time.monotonic())
+            if self.reader is not None:
+                self.reader.cancel()
+            task = asyncio.ensure_future(old.close())
+            self.service._tasks.add(task)
+            task.add_done_callback(self.service._tasks.discard)
+        self.stream = stream
+        self.session.attach(time.monotonic())
+        self.write_out()
+        self.reader = asyncio.ensure_future(self._read_loop(stream))
+
+    def lost(self, stream: Stream) -> None:
+        if self.stream is not stream:
+            return
+        self.stream = None
+        self.session.detach(time.monotonic())
+        self.dispatch()
+        self.ensure_attached()
+
+    def ensure_attached(self) -> None:
+        if self.stream is None and self.failed is None and self.redial is None and not self.service.closed:
+            if self.session.unacked_count or self.session.queued_count:
+                self.redial = asyncio.ensure_future(self._reattach())
+
+    async def _reattach(self) -> None:
+        backoff = Backoff(initial=0.1, maximum=5.0)
+        try:
+            while self.stream is None and self.failed is None and not self.service.closed:
+                try:
+                    stream = await self.service.host.new_stream(self.peer, [PROTOCOL_ID])
+                    if self.stream is None:
+                        self.attach(stream)
+                    else:
+                        await stream.reset()
+                    return
+                except DarkSwapError as exc:
+                    log.debug("messaging: cannot reach %s yet: %s", self.peer, exc)
+                await asyncio.sleep(backoff.next_delay())
+        finally:
+            self.redial = None
+
+    async def _read_loop(self, stream: Stream) -> None:
+        try:
+            while True:
+                await self.inbox_space.wait()
+                data = await stream.read(timeout=NO_TIMEOUT)
+                if not data:
+                    break
+                self.session.receive_data(data, time.monotonic())
+                self.dispatch()
+                self.write_out()
+        except asyncio.CancelledError:
+            return
+        except DarkSwapError as exc:
+            log.debug("messaging stream with %s broke: %s", self.peer, exc)
+            self.dispatch()
+            self.write_out()
+        self.lost(stream)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.session.next_deadline()
+            self.wakeup.clear()
+            delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), delay)
+            except TimeoutError:
+                pass
+            self.session.handle_timeout(time.monotonic())
+            self.dispatch()
+            self.write_out()
+            if self.failed is not None and not self.session.data_to_send():
+                return
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        self.session.flush(time.monotonic())
+        self.dispatch()
+        self.write_out()
+
+    async def close(self) -> None:
+        for t in (self.reader, self.timer, self.redial):
+            if t is not None:
+                t.cancel()
+        if self.stream is not None:
+            await self.stream.reset()
+
+
+class MessagingService:
+    def __init__(self, host: Host, config: dm.MessagingConfig | None = None, *, inbox_limit: int = 16 * 1024 * 1024):
+        self.host = host
+        self.config = config or dm.MessagingConfig()
+        self.inbox_limit = inbox_limit
+        self.closed = False
+        self._peers: dict[PeerId, _Peer] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._write_locks: dict[int, asyncio.Lock] = {}
+        host.set_stream_handler(PROTOCOL_ID, self._handle)
+        host.on("connection:open", self._on_connection)
+
+    def _peer(self, peer: PeerId) -> _Peer:
+        p = self._peers.get(peer)
+        if p is None:
+            p = self._peers[peer] = _Peer(self, peer)
+        return p
+
+    async def _handle(self, stream: Stream) -> None:
+        p = self._peer(stream.remote_peer)
+        current = p.stream
+        if current is not None and not current.is_reset:
+            # two live streams: both ends keep the one opened by the smaller peer id
+            keep_new = self._better(stream, current)
+            if not keep_new:
+                await stream.reset()
+                return
+        p.attach(stream)
+
+    def _better(self, new: Stream, current: Stream) -> bool:
+        rank_new = TRANSPORT_PREFERENCE.get(new.conn.transport, 9)
+        rank_cur = TRANSPORT_PREFERENCE.get(current.conn.transport, 9)
+        if rank_new != rank_cur:
+            return rank_new < rank_cur
+        opener_new = self.host.peer_id if not new.inbound else new.remote_peer
+        opener_cur = self.host.peer_id if not current.inbound else current.remote_peer
+        return opener_new.to_bytes() < opener_cur.to_bytes()
+
+    def _on_connection(self, conn) -> None:
+        p = self._peers.get(conn.remote_peer)
+        if p is None or p.failed is not None:
+            return
+        if p.stream is None:
+            p.ensure_attached()
+        elif TRANSPORT_PREFERENCE.get(conn.transport, 9) < TRANSPORT_PREFERENCE.get(p.stream.conn.transport, 9):
+            task = asyncio.ensure_future(self._migrate(p, conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _migrate(self, p: _Peer, conn) -> None:
+        """A better connection came up (e.g. WebRTC): move the session onto it."""
+        if self.host.peer_id.to_bytes() > p.peer.to_bytes():
+            return  # the peer with the smaller id moves it; the other accepts the new stream
+        try:
+            stream = await self.host.new_stream_on(conn, [PROTOCOL_ID])
+        except DarkSwapError as exc:
+            log.debug("moving messaging with %s to %s failed: %s", p.peer, conn.transport, exc)
+            return
+        p.attach(stream)
+
+    # -- API --------------------------------------------------------------------------------
+    async def send(self, peer: PeerId | str, data: bytes, timeout: float | None = None) -> int:
+        """Queue one message; returns its sequence number. Waits while the send buffer is full."""
+        peer = PeerId.coerce(peer)
+        if len(data) > self.config.max_message_size:
+            raise LimitExceeded(f"message of {len(data)} bytes exceeds the maximum of {self.config.max_message_size}")
+        p = self._peer(peer)
+        if p.failed is not None:
+            raise p.failed
+        if p.stream is None and p.redial is None:
+            try:
+                stream = await self.host.new_stream(peer, [PROTOCOL_ID])
+                if p.stream is None:
+                    p.attach(stream)
+                else:
+                    await stream.reset()
+            except DarkSwapError as exc:
+                raise PeerUnreachable(f"cannot reach {peer} to send a message: {exc}") from exc
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                seq = p.session.send(bytes(data), time.monotonic())
+                break
+            except dm.BufferFull:
+                p.space.clear()
+                p.schedule_flush()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise Timeout("send buffer stayed full") from None
+                try:
+                    await asyncio.wait_for(p.space.wait(), remaining)
+                except TimeoutError:
+                    raise Timeout("send buffer stayed full") from None
+                if p.failed is not None:
+                    raise p.failed from None
+        p.dispatch()
+        p.schedule_flush()
+        p.ensure_attached()
+        return seq
+
+    async def receive(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
+        peer = PeerId.coerce(peer)
+        p = self._peer(peer)
+        while not p.inbox:
+            if p.failed is not None:
+                raise p.failed
+            p.readable.clear()
+            try:
+                await asyncio.wait_for(p.readable.wait(), timeout)
+            except TimeoutError:
+                raise Timeout(f"no message from {peer} within {timeout:g}s") from None
+        data = p.inbox.popleft()
+        p.inbox_bytes -= len(data)
+        if p.inbox_bytes <= self.inbox_limit:
+            p.inbox_space.set()
+        return data
+
+    async def wait_acked(self, peer: PeerId | str, seq: int, timeout: float = 30.0) -> None:
+        """Wait until the peer acknowledged every message up to ``seq``."""
+        p = self._peer(PeerId.coerce(peer))
+        deadline = time.monotonic() + timeout
+        while p.acked_seq < seq:
+            if p.failed is not None:
+                raise p.failed
+            p.acked.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(f"messages up to {seq} not acknowledged within {timeout:g}s")
+            try:
+                await asyncio.wait_for(p.acked.wait(), remaining)
+            except TimeoutError:
+                continue
+
+    def session(self, peer: PeerId | str) -> dm.MessageSession | None:
+        p = self._peers.get(PeerId.coerce(peer))
+        return p.session if p else None
+
+    async def close(self) -> None:
+        self.closed = True
+        for p in list(self._peers.values()):
+            await p.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+__all__ = ["PROTOCOL_ID", "ConnectionClosed", "MessagingService"]
