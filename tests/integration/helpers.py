@@ -62,6 +62,8 @@ async def echo_roundtrip(stream, payload: bytes) -> bytes:
         await stream.close()
     except BaseException:
         task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
         raise
     return await task
 
