@@ -85,9 +85,9 @@ class MessageGenerator:
 
     def cancel(self) -> bytes:
         rng = self.rng
-        if not self.live:
+        while len(self.live) < 200:  # cancels name orders that were announced earlier, once each
             self.order_dict()
-        order_id, maker, pair = rng.choice(self.live)
+        order_id, maker, pair = self.live.pop(rng.randrange(len(self.live)))
         d = {"type": "cancel", "id": order_id, "maker": maker, "pair": pair, "ts": self._tick()}
         return json.dumps(d, separators=(",", ":")).encode()
 

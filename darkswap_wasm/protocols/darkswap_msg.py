@@ -42,6 +42,11 @@ entries carry consecutive seqs, continuing from the previous DATA frame of the t
 are implicit. Acks are cumulative and sent as deltas: a side's highest acked seq starts at the
 value fixed by the handshake (below) and grows by every ``ack_delta`` it receives.
 
+Examples (hex): HELLO of a fresh session without zstd ``25 10 01 <16-byte id> <16 zero bytes>
+01 01 00``; DATA with messages ``hi`` and ``there`` ``0a 20 02 6869 05 7468657265``; the same
+kind of frame acking 2 messages and carrying ``ok`` ``05 24 02 02 6f6b``; ACK of 1 message
+``02 30 01``; CLOSE after seq 2 ``02 40 02``; CLOSE+ABORT ``01 41``.
+
 Handshake and resend
 --------------------
 
@@ -69,13 +74,19 @@ A side announces ZSTD (and its dictionaries) only when it has a compression back
 The dictionary is the highest id both listed (both compute the same), or none. Every transport
 starts fresh contexts, one per direction; the sender's window is ``min(window_log, peer's
 max_window_log)``. Each ZSTD frame body is one flush (``ZSTD_e_flush``) of a single open zstd
-frame, so later frames reference earlier ones. Payloads under ``min_compress_size`` go PLAIN and
-are not part of the context. Frames whose compressed form is not smaller go STORED: the payload
-was fed to the sender's context, which emitted raw blocks only; the receiver appends it to its
-context as synthetic raw blocks, which leaves its decoder in the same state (see
-:mod:`darkswap_wasm.compression`). Resetting the context instead would throw away the history
-the next frames compress against; sending raw without feeding the context is impossible, as zstd
-cannot be rolled back once it has seen the bytes.
+frame (no checksum, no dictionary id, no content size), so later frames reference earlier ones.
+Payloads under ``min_compress_size`` go PLAIN and are not part of the context.
+
+Frames that do not shrink: every payload of at least ``min_compress_size`` bytes is fed to the
+context. When the flush is not smaller than the payload and consists of raw blocks only (what
+zstd emits for incompressible input), the frame goes STORED: the body is the payload itself, and
+the receiver appends it to its context as synthetic raw blocks (at most 128 KiB each; hence
+windows of at least 2**17), which leaves its decoder in exactly the state the real blocks would
+(raw blocks carry no entropy tables and no repeat offsets; their boundaries do not matter). The
+first flush of a context (it carries the zstd frame header) and a mixed flush that did not shrink
+go ZSTD anyway, costing a few bytes. The alternatives lose: zstd cannot roll back bytes it has
+seen, so "send raw and do not feed" is impossible once the compressor tried, and "send raw and
+reset both contexts" would throw away the history the next frames compress against.
 
 Closing
 -------
@@ -89,8 +100,8 @@ ends both sides at once with :class:`SessionFailed`.
 Limits
 ------
 
-Frames above ``max_frame_size`` are refused from their length prefix; a ZSTD body may decompress
-to at most ``max_decompressed_frame`` bytes (hard cap while decompressing); a message above
+Frames above ``max_frame_size`` are refused from their length prefix; a payload is at most
+``max_decompressed_frame`` bytes (for ZSTD a hard cap while decompressing); a message above
 ``max_message_size`` is ``LimitExceeded``, at :meth:`~MessageSession.send` and on receipt; the
 zstd window is bounded by ``max_window_log``. Any bad input raises a
 :class:`~darkswap_wasm.errors.ProtocolError` subclass from :meth:`~MessageSession.receive_data`;
@@ -506,13 +517,17 @@ class MessageSession:
         return SessionStats(**self._st)
 
     def can_send(self, size: int) -> bool:
-        """Whether ``send`` of a ``size``-byte message would be accepted now."""
-        return (
-            self._state is SessionState.OPEN
-            and size <= self.config.max_message_size
-            and len(self._inflight) + len(self._queued) < self.config.send_buffer_messages
-            and self._buffer_bytes + size <= self.config.send_buffer_bytes
-        )
+        """Whether ``send`` of a ``size``-byte message would be accepted now. When the buffer is
+        what refuses it, :class:`BufferSpace` follows once acks free space (as after BufferFull)."""
+        if self._state is not SessionState.OPEN or size > self.config.max_message_size:
+            return False
+        if (
+            len(self._inflight) + len(self._queued) >= self.config.send_buffer_messages
+            or self._buffer_bytes + size > self.config.send_buffer_bytes
+        ):
+            self._blocked = True
+            return False
+        return True
 
     # ---------------------------------------------------------------------------- drain output
 
@@ -552,9 +567,7 @@ class MessageSession:
             or self._buffer_bytes + n > config.send_buffer_bytes
         ):
             self._blocked = True
-            raise BufferFull(
-                f"send buffer full ({self.unacked_count} messages, {self._buffer_bytes} bytes unacked)"
-            )
+            raise BufferFull(f"send buffer full ({self.unacked_count} messages, {self._buffer_bytes} bytes unacked)")
         seq = self._next_seq
         self._next_seq = seq + 1
         self._queued.append(bytes(data))
@@ -575,24 +588,31 @@ class MessageSession:
         """Frame queued messages: full batches only, or everything with ``force``."""
         queued = self._queued
         limit = self.config.batch_max_bytes
-        inflight = self._inflight
+        popleft = queued.popleft
+        keep = self._inflight.append
+        small = _SMALL
         st = self._st
         while queued:
             if not force and self._queued_bytes < limit:
                 break
             parts: list[bytes] = []
+            add = parts.append
             size = count = nbytes = 0
             while queued:
                 data = queued[0]
                 n = len(data)
-                head = _uv(n)
-                entry = len(head) + n
-                if parts and size + entry > limit:
+                if n < 128:
+                    head = small[n]
+                    entry = n + 1
+                else:
+                    head = _encode_varint(n)
+                    entry = n + len(head)
+                if size and size + entry > limit:
                     break
-                queued.popleft()
-                inflight.append(data)
-                parts.append(head)
-                parts.append(data)
+                popleft()
+                keep(data)
+                add(head)
+                add(data)
                 size += entry
                 nbytes += n
                 count += 1
@@ -837,9 +857,7 @@ class MessageSession:
         self._connected = True
         self._offline_since = None
         self._st["handshakes"] += 1
-        self._events.append(
-            SessionResumed(bytes(peer_id), resent, restarted, self._encoder is not None, dict_id)
-        )
+        self._events.append(SessionResumed(bytes(peer_id), resent, restarted, self._encoder is not None, dict_id))
         if final is not None:
             self._begin_closing(now, by_peer=True)
         self._pump(True)
