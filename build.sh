@@ -53,8 +53,19 @@ node_env() {
 
 build_dist() {
   python_env
-  say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI)"
-  "$PY" scripts/build_dist.py --out dist --with-tests || die "building dist/ failed"
+  say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI, js_glue, libsodium.js)"
+  "$PY" scripts/build_dist.py --out dist --with-tests --browser || die "building dist/ failed"
+}
+
+browser_env() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "chromium + chromium-driver are needed: apt-get install chromium chromium-driver (as root)"
+    say "browser: installing Debian chromium + chromium-driver"
+    apt-get update -q >/dev/null || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+      || die "apt-get install chromium chromium-driver failed"
+  fi
+  export SE_CHROMEDRIVER=/usr/bin/chromedriver
 }
 
 cmd_build() { build_dist; say "done: dist/ is ready"; }
@@ -90,6 +101,7 @@ in_test_netns() {
 cmd_test() {
   python_env
   node_env
+  browser_env
   build_dist
   export PATH="$NODE22_BIN:$PATH"  # pytest-pyodide's node runtime and the js peers use Node 22
   export DARKSWAP_TEST_NETNS=$TEST_NET

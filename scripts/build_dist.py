@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Assemble an offline Pyodide distribution under <out>/pyodide/.
 
-    python scripts/build_dist.py --out dist [--with-tests] [--smoke-test]
+    python scripts/build_dist.py --out dist [--with-tests] [--smoke-test] [--browser]
 
 What ends up in <out>/pyodide/:
   * the Pyodide core, unpacked from the npm package ``pyodide@PYODIDE_VERSION``
@@ -19,6 +19,13 @@ lock lists live on a CDN that this project cannot reach. PyPI's builds of the sa
 wheels have different hashes (integrity checks would refuse them), and a lock entry
 without its wheel makes micropip log "Failed to fetch" without raising.
 
+With --browser, also what a page needs besides Pyodide (see js_glue/README.md):
+  * <out>/js_glue/: the repository's js_glue/ (plain ES modules: boot.js, crypto.js);
+  * <out>/vendor/libsodium{,-wrappers}/: the ESM builds of the npm packages pinned in
+    BROWSER_NPM (version and registry integrity), the wrappers' bare ``import "libsodium"``
+    rewritten to a relative path; <out>/vendor/versions.json records what was shipped.
+  It then imports <out>/js_glue/crypto.js in node and checks an RFC 8032 key.
+
 Downloads are cached under <repo>/.cache/build_dist/ (override with --cache-dir), so a
 second run needs no network except for the isolated build of the project wheel, which
 is itself cached by a hash of the sources. Standard library only; needs ``npm`` on
@@ -29,6 +36,7 @@ any failure.
 from __future__ import annotations
 
 import argparse
+import base64
 import email.parser
 import hashlib
 import json
@@ -81,6 +89,40 @@ PROJECT_TOP_FILES = ["pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in"]
 PROJECT_TOP_GLOBS = ["README*", "LICENSE*", "COPYING*"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# --browser: npm packages for the page, pinned by version and by the registry's integrity
+# (`npm pack` writes the registry's tarball unchanged; `npm view NAME@VERSION dist.integrity`).
+BROWSER_NPM = {
+    "libsodium": (
+        "0.8.4",
+        "sha512-lMcYaRi0zcs7tarATsQUYC7rstliIXZuoq0c6zXSgNtSNtdvBgkSegjWhpMJAXzKX3SUSwIp7+zEsob+j3LuRw==",
+    ),
+    "libsodium-wrappers": (
+        "0.8.4",
+        "sha512-mu8aAWucZjTB5O/BtGXtW4e1agy7uHxNYG7zPthmmD1jU43LCDmSWZLN4JhflbdPXj3yDO4lxM1O9hLDgIOXDw==",
+    ),
+}
+# member of the npm tarball -> file name under <out>/vendor/<package>/
+BROWSER_VENDOR_FILES = {
+    "libsodium": {
+        "package/dist/modules-esm/libsodium.mjs": "libsodium.mjs",
+        "package/LICENSE": "LICENSE",
+        "package/package.json": "package.json",
+    },
+    "libsodium-wrappers": {
+        "package/dist/modules-esm/libsodium-wrappers.mjs": "libsodium-wrappers.mjs",
+        "package/LICENSE": "LICENSE",
+        "package/package.json": "package.json",
+    },
+}
+# Bare module specifiers a page cannot resolve without an import map: (package, file) ->
+# (specifier, relative path that replaces it). Each must occur exactly once.
+BROWSER_IMPORT_REWRITES = {
+    ("libsodium-wrappers", "libsodium-wrappers.mjs"): ("libsodium", "../libsodium/libsodium.mjs"),
+}
+JS_GLUE_DIR = REPO_ROOT / "js_glue"
+JS_GLUE_REQUIRED = ["boot.js", "crypto.js", "package.json"]
+JS_GLUE_SUFFIXES = {".js", ".mjs", ".json", ".md"}
 
 
 class BuildError(Exception):
@@ -580,6 +622,176 @@ def smoke_test(root: Path, lock: dict) -> None:
     log(f"smoke test: {out.strip().splitlines()[-1]}", always=True)
 
 
+# --------------------------------------------------------------------------- browser (--browser)
+
+
+def sri_sha512(path: Path) -> str:
+    h = hashlib.sha512()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha512-" + base64.b64encode(h.digest()).decode()
+
+
+def npm_pack_pinned(cache: Path, name: str, version: str, integrity: str) -> Path:
+    """``npm pack name@version`` into the cache (once); the tarball must match ``integrity``."""
+    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if tgz.exists():
+        log(f"cached   {tgz.name}")
+    else:
+        log(f"npm pack {name}@{version}")
+        if shutil.which("npm") is None:
+            raise BuildError(f"npm is not on PATH: needed once to fetch {name}@{version}")
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="build_dist-npm-") as tmp:
+            run(
+                ["npm", "pack", f"{name}@{version}", "--pack-destination", tmp, "--silent"],
+                cwd=Path(tmp),
+                what=f"npm pack {name}@{version}",
+            )
+            got = list(Path(tmp).glob("*.tgz"))
+            if len(got) != 1:
+                raise BuildError(f"npm pack {name}@{version} produced {[p.name for p in got]}")
+            if sri_sha512(got[0]) != integrity:
+                raise BuildError(
+                    f"npm pack {name}@{version}: integrity {sri_sha512(got[0])} differs from the pinned {integrity}"
+                )
+            shutil.move(str(got[0]), str(tgz))
+    if sri_sha512(tgz) != integrity:
+        raise BuildError(f"{tgz} does not match the pinned integrity of {name}@{version}; delete it to re-download")
+    return tgz
+
+
+def _caret_satisfied(spec: str, version: str) -> bool:
+    m = re.fullmatch(r"\^(\d+)\.(\d+)\.(\d+)", spec.strip())
+    v = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not m or not v:
+        raise BuildError(f"cannot check npm range {spec!r} against {version!r} (only ^X.Y.Z is understood)")
+    want, have = tuple(map(int, m.groups())), tuple(map(int, v.groups()))
+    if want[0] > 0:
+        return have[0] == want[0] and have >= want
+    if want[1] > 0:
+        return have[:2] == want[:2] and have >= want
+    return have == want
+
+
+def rewrite_bare_import(text: str, specifier: str, replacement: str, where: str) -> str:
+    pat = re.compile(r"""(\bfrom\s*|\bimport\s*\(\s*|\bimport\s*)(["'])""" + re.escape(specifier) + r"\2")
+    hits = pat.findall(text)
+    if len(hits) != 1:
+        raise BuildError(f"{where}: expected exactly one import of {specifier!r}, found {len(hits)}")
+    return pat.sub(lambda m: m.group(1) + m.group(2) + replacement + m.group(2), text)
+
+
+def build_vendor(cache: Path, dest: Path) -> dict:
+    manifest: dict[str, dict] = {}
+    packages: dict[str, dict] = {}
+    for name, (version, integrity) in BROWSER_NPM.items():
+        tgz = npm_pack_pinned(cache, name, version, integrity)
+        files: dict[str, str] = {}
+        outdir = dest / name
+        outdir.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(tgz, "r:gz") as tf:
+                for member, fname in BROWSER_VENDOR_FILES[name].items():
+                    try:
+                        src = tf.extractfile(member)
+                    except KeyError:
+                        src = None
+                    if src is None:
+                        raise BuildError(f"{tgz.name} lacks {member}")
+                    data = src.read()
+                    rw = BROWSER_IMPORT_REWRITES.get((name, fname))
+                    if rw is not None:
+                        data = rewrite_bare_import(data.decode(), rw[0], rw[1], f"{name}/{fname}").encode()
+                    (outdir / fname).write_bytes(data)
+                    files[fname] = hashlib.sha256(data).hexdigest()
+        except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as e:
+            raise BuildError(f"cannot unpack {tgz} ({e}); delete it to re-download") from None
+        pkg = json.loads((outdir / "package.json").read_text())
+        if pkg.get("name") != name or pkg.get("version") != version:
+            raise BuildError(f"{tgz.name} holds {pkg.get('name')}@{pkg.get('version')}, expected {name}@{version}")
+        packages[name] = pkg
+        manifest[name] = {"version": version, "integrity": integrity, "files": files}
+    # every npm dependency between shipped packages must be satisfied by the pinned version
+    for name, pkg in packages.items():
+        for dep, spec in (pkg.get("dependencies") or {}).items():
+            if dep not in BROWSER_NPM:
+                raise BuildError(f"{name} depends on {dep} ({spec}), which --browser does not ship")
+            if not _caret_satisfied(spec, BROWSER_NPM[dep][0]):
+                raise BuildError(f"{name} wants {dep}@{spec}, pinned is {BROWSER_NPM[dep][0]}")
+    (dest / "versions.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def copy_js_glue(src: Path, dest: Path) -> list[str]:
+    missing = [f for f in JS_GLUE_REQUIRED if not (src / f).is_file()]
+    if missing:
+        raise BuildError(f"{src} lacks {missing}")
+    copied = []
+    for p in sorted(src.rglob("*")):
+        rel = p.relative_to(src)
+        if not p.is_file() or any(part.startswith(".") or part == "node_modules" for part in rel.parts):
+            continue
+        if p.suffix not in JS_GLUE_SUFFIXES:
+            continue
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, out)
+        copied.append(rel.as_posix())
+    return copied
+
+
+BROWSER_CHECK_JS = r"""
+const glue = process.argv[1];
+const { sodiumReady } = await import(glue);
+const sodium = await sodiumReady();
+const hex = (u) => Buffer.from(u).toString("hex");
+const seed = Buffer.from("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "hex");
+const pk = hex(sodium.crypto_sign_seed_keypair(new Uint8Array(seed)).publicKey);
+if (pk !== "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a") {
+  throw new Error("RFC 8032 key mismatch: " + pk);
+}
+console.log("libsodium " + sodium.sodium_version_string() + " via js_glue/crypto.js: RFC 8032 test 1 ok");
+"""
+
+
+def check_browser_glue(out_root: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        raise BuildError("--browser needs node on PATH (to check the glue and the vendored modules)")
+    glue = (out_root / "js_glue" / "crypto.js").resolve().as_uri()
+    out = run([node, "--input-type=module", "-e", BROWSER_CHECK_JS, glue], what="node check of js_glue/crypto.js")
+    log(f"browser check: {out.strip().splitlines()[-1]}")
+
+
+def build_browser(out_root: Path, cache: Path) -> None:
+    """Fill <out>/js_glue and <out>/vendor (staged, then swapped in), and check them in node."""
+    staging = out_root / ".browser.staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        manifest = build_vendor(cache, staging / "vendor")
+        copied = copy_js_glue(JS_GLUE_DIR, staging / "js_glue")
+        out_root.mkdir(parents=True, exist_ok=True)
+        for sub in ("vendor", "js_glue"):
+            final, old = out_root / sub, out_root / f".{sub}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            if final.exists():
+                final.rename(old)
+            (staging / sub).rename(final)
+            if old.exists():
+                shutil.rmtree(old)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for name, m in manifest.items():
+        log(f"vendor   {name}@{m['version']}: {', '.join(sorted(m['files']))}")
+    log(f"js_glue  {', '.join(copied)}")
+    check_browser_glue(out_root)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -598,6 +810,11 @@ def main(argv: list[str] | None = None) -> int:
         help="download cache (default: %(default)s)",
     )
     ap.add_argument("--smoke-test", action="store_true", help="load the dist in node and import every shipped package")
+    ap.add_argument(
+        "--browser",
+        action="store_true",
+        help="also fill <out>/js_glue and <out>/vendor (libsodium.js) for pages, and check them in node",
+    )
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the final line and errors")
     args = ap.parse_args(argv)
     global QUIET
@@ -642,6 +859,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"shipped  {e['file_name']}  (imports {', '.join(e['imports'])}; depends {deps})")
         if args.smoke_test:
             smoke_test(final, lock)
+        if args.browser:
+            build_browser(out_root, cache / "npm")
     except BuildError as e:
         print(f"[build_dist] ERROR: {e}", file=sys.stderr, flush=True)
         return 1

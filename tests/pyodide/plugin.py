@@ -51,7 +51,7 @@ try:  # stdlib from 3.11 on, the project's minimum
 except ImportError:  # pragma: no cover
     tomllib = None  # type: ignore[assignment]
 
-DESELECT_MARKERS = ("native_crypto", "native_compression", "interop")
+DESELECT_MARKERS = ("native_crypto", "native_compression", "interop", "browser")
 REQUIRED_DIST_PACKAGES = ("pytest", "hypothesis", "tblib")
 MIN_NODE_MAJOR = 20  # seen working: node v20.20.2 and v22.23.3 with Pyodide 314.0.7
 PYODIDE_ROOT = "/home/pyodide/dsw"  # where the repo's test files are mirrored inside
