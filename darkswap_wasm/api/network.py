@@ -213,6 +213,7 @@ class Network:
         if self._monitor is not None:
             await self._monitor.close()
         if self._webrtc is not None:
+            await self._webrtc.close()
             for c in [c for c in self._host.connections() if c.transport == "webrtc"]:
                 await c.close()
         if self._reservations is not None:

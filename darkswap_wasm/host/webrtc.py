@@ -47,6 +47,7 @@ class WebRTCSettings:
     send_high_water: int = 1024 * 1024  # bufferedAmount above which writes wait
     max_receive_buffer: int = 8 * 1024 * 1024  # unread bytes per stream before it is reset
     max_connections: int = 400  # live WebRTC connections (Chrome allows ~500 per tab lifetime)
+    auto_upgrade: bool = True  # upgrade relayed connections we dialed when the peer speaks /webrtc-signaling
 
 
 class DataChannelStream(Stream):
@@ -287,7 +288,34 @@ class WebRTCService:
         self.settings = settings or WebRTCSettings()
         self._dialing: dict[PeerId, asyncio.Future] = {}
         self.failures: dict[PeerId, str] = {}
+        self._tasks: set[asyncio.Task] = set()
         host.set_stream_handler(sig.PROTOCOL_ID, self._handle_signaling)
+        if self.settings.auto_upgrade:
+            host.on("peer:identify", self._on_identify)
+
+    def _on_identify(self, peer: PeerId, info) -> None:
+        """Prefer direct: a relayed connection we dialed is upgraded once the peer says it can."""
+        if sig.PROTOCOL_ID not in info.protocols or self.webrtc_connection(peer) is not None:
+            return
+        conns = self.host.connections(peer)
+        if not conns or conns[0].transport != "relay" or not getattr(conns[0], "is_initiator", False):
+            return
+        if peer in self.failures:
+            return  # it failed before: stay relayed (no upgrade loop)
+        task = asyncio.ensure_future(self._auto_upgrade(peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _auto_upgrade(self, peer: PeerId) -> None:
+        try:
+            await self.upgrade(peer)
+        except DarkSwapError as exc:
+            log.debug("automatic WebRTC upgrade to %s failed: %s", peer, exc)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def webrtc_connection(self, peer: PeerId) -> WebRTCConnection | None:
         return next((c for c in self.host.connections(peer) if c.transport == "webrtc"), None)

@@ -34,8 +34,8 @@ def circuit_addrs(net: Network) -> list[str]:
 @async_test(timeout=90)
 async def test_relayed_connection_between_two_python_peers(tmp_path):
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "0")
-    b = await Network.create(NetworkConfig(relays=[relay.addr()]))
-    a = await Network.create(NetworkConfig())
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
     try:
         b.set_stream_handler("/darkswap/echo/1.0.0", echo_handler)
         await wait_for(lambda: b.reservations(), 10, "a reservation")
@@ -69,7 +69,7 @@ async def test_reservation_renews_and_survives_a_relay_restart(tmp_path):
         "--listen", "/ip4/127.0.0.1/tcp/0", "--identity", str(key), "--reservation-ttl", "3"
     )
     relay_addr = relay.addr()
-    b = await Network.create(NetworkConfig(relays=[relay_addr]))
+    b = await Network.create(NetworkConfig(relays=[relay_addr], webrtc=None))
     events: list[str] = []
     b.on("relay:reserved", lambda r: events.append("reserved"))
     b.on("relay:lost", lambda r: events.append("lost"))
@@ -92,7 +92,7 @@ async def test_reservation_renews_and_survives_a_relay_restart(tmp_path):
         await wait_for(lambda: b.reservations(), 20, "a new reservation after the restart")
         assert circuit_addrs(b) == advertised  # the advertised address is stable
 
-        a = await Network.create(NetworkConfig())
+        a = await Network.create(NetworkConfig(webrtc=None))
         try:
             peer = await a.connect(advertised[0])
             assert await a.ping(peer) > 0
@@ -106,8 +106,8 @@ async def test_reservation_renews_and_survives_a_relay_restart(tmp_path):
 @async_test(timeout=60)
 async def test_peer_reachable_only_through_the_relay_is_dialed_by_peer_id():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0/ws")
-    b = await Network.create(NetworkConfig(relays=[relay.addr("ws")]))
-    c = await Network.create(NetworkConfig(relays=[relay.addr("ws")]))
+    b = await Network.create(NetworkConfig(relays=[relay.addr("ws")], webrtc=None))
+    c = await Network.create(NetworkConfig(relays=[relay.addr("ws")], webrtc=None))
     try:
         await wait_for(lambda: b.reservations() and c.reservations(), 10, "reservations")
         rtt = await c.ping(b.local_peer_id())  # no address given: found through the shared relay
@@ -122,8 +122,8 @@ async def test_peer_reachable_only_through_the_relay_is_dialed_by_peer_id():
 @async_test(timeout=60)
 async def test_connect_to_a_peer_without_reservation_fails_with_no_reservation():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")
-    a = await Network.create(NetworkConfig())
-    nobody = await Network.create(NetworkConfig())
+    a = await Network.create(NetworkConfig(webrtc=None))
+    nobody = await Network.create(NetworkConfig(webrtc=None))
     try:
         with pytest.raises(PeerUnreachable) as info:
             await a.connect(f"{relay.addr()}/p2p-circuit/p2p/{nobody.local_peer_id()}")
@@ -137,8 +137,8 @@ async def test_connect_to_a_peer_without_reservation_fails_with_no_reservation()
 @async_test(timeout=60)
 async def test_relay_enforces_the_circuit_data_limit():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "65536")
-    b = await Network.create(NetworkConfig(relays=[relay.addr()]))
-    a = await Network.create(NetworkConfig())
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
     try:
         b.set_stream_handler("/darkswap/echo/1.0.0", echo_handler)
         await wait_for(lambda: b.reservations(), 10, "a reservation")
@@ -156,7 +156,7 @@ async def test_relay_enforces_the_circuit_data_limit():
 @async_test(timeout=60)
 async def test_relay_refuses_reservations_over_its_limit():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--max-reservations", "1")
-    nets = [await Network.create(NetworkConfig(relays=[relay.addr()])) for _ in range(2)]
+    nets = [await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None)) for _ in range(2)]
     try:
         await wait_for(lambda: any(n.reservations() for n in nets), 10, "one reservation")
         await asyncio.sleep(1.0)
@@ -164,4 +164,49 @@ async def test_relay_refuses_reservations_over_its_limit():
     finally:
         for n in nets:
             await n.close()
+        await relay.stop()
+
+
+@async_test(timeout=60)
+async def test_relay_enforces_the_circuit_duration_limit():
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-duration", "1")
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
+    try:
+        await wait_for(lambda: b.reservations(), 10, "a reservation")
+        peer = await a.connect(circuit_addrs(b)[0])
+        assert await a.ping(peer) > 0
+        opened = time.monotonic()
+        await wait_for(lambda: not a.connections(peer), 10, "the relay to end the circuit")
+        assert 0.8 < time.monotonic() - opened < 5
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
+
+
+@async_test(timeout=60)
+async def test_no_reservation_or_connect_over_an_already_relayed_connection():
+    from darkswap_wasm.host.relay_server import RelayService, read_message
+    from darkswap_wasm.protocols.circuit_v2 import HOP_PROTOCOL_ID, HopMessage, HopType, Peer, Status
+
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")
+    # B is a relay too, but reachable by A only through the first relay
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    service = RelayService(b.host)
+    a = await Network.create(NetworkConfig(webrtc=None))
+    try:
+        await wait_for(lambda: b.reservations(), 10, "a reservation")
+        peer = await a.connect(circuit_addrs(b)[0])
+        conn = a.connections(peer)[0]
+        assert conn.transport == "relay"
+        for request in (HopMessage(HopType.RESERVE), HopMessage(HopType.CONNECT, peer=Peer(a.local_peer_id()))):
+            stream = await a.host.new_stream_on(conn, [HOP_PROTOCOL_ID])
+            await stream.write(request.encode())
+            reply = await read_message(stream, HopMessage, 5)
+            assert reply.type is HopType.STATUS and reply.status is Status.PERMISSION_DENIED
+    finally:
+        await a.close()
+        await service.close()
+        await b.close()
         await relay.stop()
