@@ -112,8 +112,17 @@ cmd_test() {
 cmd_bench() {
   python_env
   node_env
-  "$PY" bench/bench_yamux.py
-  "$PY" bench/bench_throughput.py "$@"
+  export PATH="$NODE22_BIN:$PATH"
+  say "bench: yamux machine, core throughput vs js-libp2p, relay, messaging, WebRTC (numbers -> bench/RESULTS.md)"
+  in_test_netns bash -c '
+    set -e
+    "$0" bench/bench_yamux.py
+    "$0" bench/bench_throughput.py
+    "$0" bench/bench_relay.py throughput
+    "$0" bench/bench_relay.py reservations --count 10000
+    "$0" bench/bench_messaging.py
+    "$0" bench/bench_webrtc.py --net '"$TEST_NET"'
+  ' "$PY"
 }
 
 case "${1:-build}" in
