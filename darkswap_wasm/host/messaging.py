@@ -180,7 +180,27 @@ class _Peer:
         self.dispatch()
         self.write_out()
 
-    async def close(self) -> None:
+    async def close(self, grace: float) -> None:
+        """Close the session: a graceful CLOSE while connected (at most ``grace`` seconds to get
+        what is queued acknowledged), then wake every waiter with a clear error."""
+        if self.failed is None and self.stream is not None and self.session.is_connected:
+            self.session.close(time.monotonic())
+            self.dispatch()
+            self.write_out()
+            deadline = time.monotonic() + grace
+            while self.failed is None and (self.session.unacked_count or self.session.queued_count):
+                self.acked.clear()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self.acked.wait(), remaining)
+                except TimeoutError:
+                    break
+        if self.failed is None:
+            self.failed = dm.SessionClosed("the messaging session was closed")
+        for ev in (self.space, self.readable, self.acked, self.inbox_space):
+            ev.set()
         for t in (self.reader, self.timer, self.redial):
             if t is not None:
                 t.cancel()
@@ -266,7 +286,9 @@ class MessagingService:
                     await stream.reset()
             except DarkSwapError as exc:
                 raise PeerUnreachable(f"cannot reach {peer} to send a message: {exc}") from exc
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None:
+            timeout = self.config.give_up_after  # every wait has a bound
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 seq = p.session.send(bytes(data), time.monotonic())
@@ -274,8 +296,8 @@ class MessagingService:
             except dm.BufferFull:
                 p.space.clear()
                 p.schedule_flush()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise Timeout("send buffer stayed full") from None
                 try:
                     await asyncio.wait_for(p.space.wait(), remaining)
@@ -325,10 +347,9 @@ class MessagingService:
         p = self._peers.get(PeerId.coerce(peer))
         return p.session if p else None
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 2.0) -> None:
         self.closed = True
-        for p in list(self._peers.values()):
-            await p.close()
+        await asyncio.gather(*(p.close(grace) for p in list(self._peers.values())))
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -153,3 +153,22 @@ async def test_a_message_over_the_maximum_is_a_clear_error():
     finally:
         await a.close()
         await b.close()
+
+
+@async_test(timeout=30)
+async def test_a_sender_blocked_on_a_full_buffer_gets_a_clear_error_when_the_session_ends():
+    from darkswap_wasm.protocols.darkswap_msg import MessagingConfig, SessionClosed
+
+    b = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None))
+    cfg = MessagingConfig(send_buffer_messages=5)
+    a = await Network.create(NetworkConfig(webrtc=None, messaging=cfg))
+    peer = await a.connect(b.listen_addrs()[0])
+    await a.send_message(peer, b"hello")
+    assert await b.receive_message(a.local_peer_id(), timeout=5) == b"hello"
+    await b.close()  # the peer is gone: nothing will be acknowledged any more
+    blocked = asyncio.ensure_future(asyncio.gather(*(a.send_message(peer, b"x" * 100) for _ in range(10))))
+    await asyncio.sleep(0.3)
+    assert not blocked.done()  # backpressure: the bounded buffer is full
+    await a.close()
+    with pytest.raises(SessionClosed):
+        await asyncio.wait_for(blocked, 5)
