@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from darkswap_wasm import Network, NetworkConfig  # noqa: E402
-from tests.integration.relayproc import RelayProcess  # noqa: E402
+from tests.integration.procs import RelayProcess  # noqa: E402
 from tests.interop.jspeer import JsPeer, require_node  # noqa: E402
 
 MIB = 1024 * 1024

@@ -52,6 +52,27 @@ class Listener(abc.ABC):
     async def close(self) -> None: ...
 
 
+class ServerListener(Listener):
+    """A listener backed by a server object with ``close()`` and ``wait_closed()`` (asyncio's,
+    ``websockets``')."""
+
+    def __init__(self, server, addrs: list[Multiaddr], close_timeout: float = 3.0) -> None:
+        self._server = server
+        self._addrs = addrs
+        self._close_timeout = close_timeout
+
+    @property
+    def multiaddrs(self) -> list[Multiaddr]:
+        return list(self._addrs)
+
+    async def close(self) -> None:
+        self._server.close()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), self._close_timeout)
+        except TimeoutError:
+            pass  # connections still closing: the host closes them itself
+
+
 class Transport(abc.ABC):
     name: str
 

@@ -8,7 +8,7 @@ import socket
 
 from ..errors import ConnectionClosed
 from ..wire.multiaddr import Multiaddr
-from .base import ConnectionHandler, Listener, RawConnection, Transport, host_port, tcp_multiaddr
+from .base import ConnectionHandler, Listener, RawConnection, ServerListener, Transport, host_port, tcp_multiaddr
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
@@ -66,23 +66,6 @@ class TcpConnection(RawConnection):
         return self._closed or self._writer.is_closing()
 
 
-class _TcpListener(Listener):
-    def __init__(self, server: asyncio.Server, addrs: list[Multiaddr]) -> None:
-        self._server = server
-        self._addrs = addrs
-
-    @property
-    def multiaddrs(self) -> list[Multiaddr]:
-        return list(self._addrs)
-
-    async def close(self) -> None:
-        self._server.close()
-        try:
-            await asyncio.wait_for(self._server.wait_closed(), 2.0)
-        except TimeoutError:
-            pass
-
-
 class TcpTransport(Transport):
     name = "tcp"
 
@@ -106,4 +89,4 @@ class TcpTransport(Transport):
 
         server = await asyncio.start_server(on_client, host, port, limit=READ_CHUNK)
         bound = [tcp_multiaddr(s.getsockname()[0], s.getsockname()[1]) for s in server.sockets]
-        return _TcpListener(server, bound)
+        return ServerListener(server, bound)

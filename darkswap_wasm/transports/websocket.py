@@ -21,6 +21,7 @@ from .base import (
     Listener,
     QueuedSender,
     RawConnection,
+    ServerListener,
     Transport,
     host_port,
     tcp_multiaddr,
@@ -74,23 +75,6 @@ class WsConnection(RawConnection):
         return self._sender.closed
 
 
-class _WsListener(Listener):
-    def __init__(self, server, addrs: list[Multiaddr]) -> None:
-        self._server = server
-        self._addrs = addrs
-
-    @property
-    def multiaddrs(self) -> list[Multiaddr]:
-        return list(self._addrs)
-
-    async def close(self) -> None:
-        self._server.close()
-        try:
-            await asyncio.wait_for(self._server.wait_closed(), 3.0)
-        except TimeoutError:
-            pass
-
-
 class WebSocketTransport(Transport):
     name = "ws"
 
@@ -142,4 +126,4 @@ class WebSocketTransport(Transport):
         bound = [
             tcp_multiaddr(s.getsockname()[0], s.getsockname()[1]).encapsulate("/ws") for s in server.sockets
         ]
-        return _WsListener(server, bound)
+        return ServerListener(server, bound)

@@ -13,8 +13,8 @@ from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.errors import LimitExceeded
 
 from .helpers import async_test
+from .procs import RelayProcess
 from .proxy import CuttableProxy
-from .relayproc import RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 

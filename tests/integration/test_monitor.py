@@ -13,7 +13,7 @@ from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.host.monitor import MonitorConfig
 
 from .helpers import async_test
-from .nodeproc import NodeProcess
+from .procs import NodeProcess
 
 pytestmark = pytest.mark.native_crypto
 
@@ -41,7 +41,7 @@ async def test_frozen_peer_is_detected_within_two_heartbeats_and_a_killed_one_is
         assert net.connections(peer)
 
         # freeze the peer: its socket stays open, only heartbeats can tell it is gone
-        node.signal(signal.SIGSTOP)
+        node.send_signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
         while not any(kind == "disconnect" for kind, _ in log):
             assert time.monotonic() - frozen_at < 10, "frozen peer not detected"
@@ -51,7 +51,7 @@ async def test_frozen_peer_is_detected_within_two_heartbeats_and_a_killed_one_is
         assert detected < mon.interval + 2 * mon.max_timeout + 1.0, detected
 
         # kill it for good and start it again on the same port with the same identity
-        node.signal(signal.SIGKILL)
+        node.send_signal(signal.SIGKILL)
         await node.proc.wait()
         node = await NodeProcess.start("--listen", listen, "--identity", key)
         assert node.addrs[0] == addr

@@ -13,7 +13,7 @@ from darkswap_wasm.errors import DarkSwapError, PeerUnreachable, StreamReset
 from darkswap_wasm.host.relay_client import RelayError
 
 from .helpers import async_test, echo_handler, echo_roundtrip, pattern
-from .relayproc import RelayProcess
+from .procs import RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 

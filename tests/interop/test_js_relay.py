@@ -12,7 +12,7 @@ import pytest
 from darkswap_wasm import Network, NetworkConfig
 
 from ..integration.helpers import async_test, echo_handler
-from ..integration.relayproc import RelayProcess
+from ..integration.procs import RelayProcess
 from .jspeer import JsPeer, pattern, require_node
 
 pytestmark = [pytest.mark.interop, pytest.mark.native_crypto]

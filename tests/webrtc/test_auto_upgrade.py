@@ -11,7 +11,7 @@ import pytest
 from darkswap_wasm import Network, NetworkConfig
 
 from ..integration.helpers import async_test
-from ..integration.relayproc import RelayProcess
+from ..integration.procs import RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 

@@ -12,7 +12,7 @@ from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.errors import LimitExceeded
 
 from ..integration.helpers import async_test
-from ..integration.relayproc import RelayProcess
+from ..integration.procs import RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 

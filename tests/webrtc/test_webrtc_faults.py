@@ -12,8 +12,7 @@ from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.host.monitor import MonitorConfig
 
 from ..integration.helpers import async_test
-from ..integration.nodeproc import NodeProcess
-from ..integration.relayproc import RelayProcess
+from ..integration.procs import NodeProcess, RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 
@@ -36,7 +35,7 @@ async def test_killed_webrtc_peer_is_detected_and_redialed_after_restart(tmp_pat
         conn = await net.create_webrtc_data_channel(peer)
         assert conn.transport == "webrtc"
 
-        remote.signal(signal.SIGKILL)
+        remote.send_signal(signal.SIGKILL)
         await remote.proc.wait()
         killed_at = time.monotonic()
         await asyncio.wait_for(gone.wait(), 15)

@@ -13,7 +13,7 @@ from darkswap_wasm.protocols.webrtc_signaling import SignalingConfig
 from darkswap_wasm.transports.webrtc_base import WebRTCConfig
 
 from ..integration.helpers import async_test, echo_handler, echo_roundtrip, pattern
-from ..integration.relayproc import RelayProcess
+from ..integration.procs import RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 ECHO = "/darkswap/echo/1.0.0"

@@ -1,4 +1,5 @@
-"""Start and stop the relay CLI (``python -m darkswap_wasm.relay``) as a real process."""
+"""Our CLIs as real processes for the tests: the relay (``python -m darkswap_wasm.relay``) and a
+node (``python -m darkswap_wasm.cli``). Each prints its full listen multiaddrs one per line."""
 
 from __future__ import annotations
 
@@ -11,25 +12,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class RelayProcess:
+class _CliProcess:
+    MODULE = ""
+
     def __init__(self, proc: asyncio.subprocess.Process, addrs: list[str]) -> None:
         self.proc = proc
         self.addrs = addrs
 
     @classmethod
-    async def start(cls, *args: str, timeout: float = 20.0) -> RelayProcess:
+    async def start(cls, *args: str, expect: int | None = None, timeout: float = 20.0):
+        """Start it and read ``expect`` address lines (default: one per ``--listen``, else 2)."""
+        if expect is None:
+            expect = sum(1 for a in args if a == "--listen") or 2
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "darkswap_wasm.relay", "--log-level", "WARNING", *args,
+            sys.executable, "-m", cls.MODULE, "--log-level", "WARNING", *args,
             stdout=asyncio.subprocess.PIPE, cwd=str(ROOT), env=env,
         )
-        addrs = []
-        n_listen = max(1, sum(1 for a in args if a == "--listen")) if "--listen" in args else 2
+        addrs: list[str] = []
         try:
-            while len(addrs) < n_listen:
+            while len(addrs) < expect:
                 line = await asyncio.wait_for(proc.stdout.readline(), timeout)
                 if not line:
-                    raise RuntimeError(f"relay exited early with {await proc.wait()}")
+                    raise RuntimeError(f"{cls.MODULE} exited early with {await proc.wait()}")
                 addrs.append(line.decode().strip())
         except BaseException:
             proc.kill()
@@ -44,8 +49,12 @@ class RelayProcess:
     def peer_id(self) -> str:
         return self.addrs[0].rsplit("/p2p/", 1)[1]
 
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen (SIGSTOP) process must see the signal
             self.proc.send_signal(sig)
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
@@ -53,3 +62,11 @@ class RelayProcess:
                 self.proc.kill()
                 await self.proc.wait()
         return self.proc.returncode
+
+
+class RelayProcess(_CliProcess):
+    MODULE = "darkswap_wasm.relay"
+
+
+class NodeProcess(_CliProcess):
+    MODULE = "darkswap_wasm.cli"
