@@ -2,7 +2,7 @@
 # darkswap_wasm — build and project jobs.
 #
 #   ./build.sh          build the browser distribution in dist/ (project wheel, Pyodide core, wheels)
-#   ./build.sh demo     build, then start a local node on 127.0.0.1 and print its addresses
+#   ./build.sh demo     build, then start a local relay and a static server for demo/ on 127.0.0.1; prints the URL
 #   ./build.sh test     install everything the tests need, build, and run the whole suite
 #   ./build.sh bench    run the benchmarks (numbers go to bench/RESULTS.md by hand)
 #
@@ -72,9 +72,8 @@ cmd_build() { build_dist; say "done: dist/ is ready"; }
 
 cmd_demo() {
   build_dist
-  say "demo: starting a DarkSwap node on 127.0.0.1 (Ctrl-C stops it)"
-  exec "$PY" -m darkswap_wasm.cli --listen /ip4/127.0.0.1/tcp/4001 --listen /ip4/127.0.0.1/tcp/4002/ws \
-       --identity "$ROOT/.cache/demo-node.key" --log-level INFO
+  say "demo: starting our relay and a static server on 127.0.0.1; open the printed URL in two tabs (Ctrl-C stops)"
+  exec "$PY" scripts/demo.py "$@"
 }
 
 # Run a command inside a network namespace of our own: loopback plus one veth test host

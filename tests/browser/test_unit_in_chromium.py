@@ -46,7 +46,9 @@ def test_unit_tests_pass_inside_pyodide_in_chromium(page) -> None:
     for f in files:
         page.write_file(f"{root}/unit/{f.name}", f.read_text())
     code = _prelude(ROOT=root, FILE="unit") + RUN_FILE_PY.replace(
-        '"--hypothesis-profile=dsw_browser"]', f'"--hypothesis-profile=dsw_browser", "-m", {DESELECT!r}]'
+        '"--hypothesis-profile=dsw_browser"]',
+        # importlib mode: the page may already hold a module of the same name (another browser test)
+        f'"--hypothesis-profile=dsw_browser", "--import-mode=importlib", "-m", {DESELECT!r}]',
     )
     res = json.loads(page.run_py(code))
     assert res["platform"] == "emscripten" and res["backend"] == "libsodium.js"

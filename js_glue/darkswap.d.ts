@@ -1,0 +1,172 @@
+// Types of the DarkSwap JS API: dist/darkswap.js (classic script, global `DarkSwapWasm`) and
+// dist/darkswap.mjs (ES module exporting `DarkSwapWasm`, `DarkSwapError`, default DarkSwapWasm).
+
+/** The networks `new_with_defaults` knows. All start with no default relays: pass `relays`. */
+export type NetworkName = "regtest" | "testnet" | "mainnet";
+
+/** A peer ID in its base58 form, e.g. "12D3KooW…". */
+export type PeerId = string;
+
+/** A full multiaddr, e.g. "/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3KooW…". */
+export type Multiaddr = string;
+
+export type Transport = "webrtc" | "relay" | "ws" | "tcp";
+
+/** Stable error codes (the Python exception's CODE); others may appear for new error classes. */
+export type ErrorCode =
+  | "PEER_UNREACHABLE"
+  | "RELAY_FAILED"
+  | "RELAY_RESERVATION_FAILED"
+  | "TIMEOUT"
+  | "PROTOCOL_ERROR"
+  | "DECODE_ERROR"
+  | "LIMIT_EXCEEDED"
+  | "HANDSHAKE_FAILED"
+  | "PROTOCOL_NEGOTIATION_FAILED"
+  | "STREAM_RESET"
+  | "STREAM_CLOSED"
+  | "CONNECTION_CLOSED"
+  | "CONFIG_ERROR"
+  | "BUFFER_FULL"
+  | "SESSION_CLOSED"
+  | "COMPRESSION_ERROR"
+  | "CRYPTO_BACKEND_UNAVAILABLE"
+  | "INVALID_ARGUMENT" // a bad argument (type, peer ID, unknown event)
+  | "CLOSED" // the instance was closed
+  | "CANCELLED"
+  | "RUNTIME_UNAVAILABLE" // Pyodide or the wheels could not be loaded
+  | "INTERNAL_ERROR" // a bug: details in the console
+  | (string & {});
+
+export declare class DarkSwapError extends Error {
+  readonly name: "DarkSwapError";
+  readonly code: ErrorCode;
+  /** The Python exception class, for bug reports. */
+  readonly pythonType?: string;
+}
+
+export interface WebRTCOptions {
+  /** STUN/TURN URLs (none by default: no third-party servers unless asked). */
+  iceServers?: string[];
+  iceUsername?: string;
+  iceCredential?: string;
+  /** Merged into the RTCConfiguration (e.g. {iceTransportPolicy: "relay"}). */
+  rtcConfiguration?: Record<string, unknown>;
+}
+
+export interface Options {
+  /** Relay multiaddrs (…/ws/p2p/<relay>) to reserve on; added to the network's defaults (none). */
+  relays?: Multiaddr[];
+  /** A 32-byte Ed25519 seed: a stable peer ID. Default: a fresh key. */
+  identity?: Uint8Array;
+  /** Addresses to listen on (a page usually has none; it is reached through its relays). */
+  listen?: Multiaddr[];
+  /** false: never try WebRTC (messages go through the relay). Default true. */
+  webrtc?: boolean | WebRTCOptions;
+  /** false: announce no zstd (messages uncompressed). Default true when the zstd wasm loaded. */
+  compression?: boolean;
+  /** Seconds new_with_defaults waits for every relay reservation (default 10; 0: do not wait). */
+  waitForReservations?: number;
+  /** false: do not load webrtc-adapter (default: loaded once per page, before WebRTC is used). */
+  adapter?: boolean;
+  /** Passed to loadPyodide (e.g. {stdout, stderr}); first call per page only. */
+  loadPyodideOptions?: Record<string, unknown>;
+}
+
+export interface ConnectionInfo {
+  transport: Transport;
+  peerId: PeerId;
+  remoteAddr: Multiaddr;
+  direction: "inbound" | "outbound";
+  /** Unix time, milliseconds. */
+  openedAt: number;
+}
+
+export interface ChannelInfo {
+  /** "webrtc" when the direct connection is up; "relay" when WebRTC is unavailable or failed. */
+  transport: Transport;
+  remoteAddr: Multiaddr;
+}
+
+export interface CompatPlan {
+  browser: { name: string; engine: "blink" | "gecko" | "webkit" | "unknown"; version: number; mobile: boolean; platform: string; ios: boolean; source: "client-hints" | "user-agent" };
+  features: Record<string, boolean | string | null>;
+  webrtc: boolean;
+  needs_adapter: boolean;
+  /** Ids of the per-browser workarounds applied (darkswap_wasm/api/compat.py WORKAROUNDS). */
+  applied: string[];
+  notes: string[];
+  missing: string[];
+  max_message_size: number | null;
+  send_high_water: number | null;
+}
+
+export interface Info {
+  version: string;
+  network: NetworkName;
+  peerId: PeerId;
+  webrtc: boolean;
+  /** "zstd-wasm", or null when messages go uncompressed. */
+  compression: string | null;
+  /** Relay peer IDs with a live reservation. */
+  reservations: PeerId[];
+  compat: CompatPlan | null;
+  droppedCopies: number;
+  runtime: { baseUrl: string; boot: Record<string, unknown>; compression: string; zstdError: string | null; adapterError: string | null; totalMs: number };
+}
+
+export interface EventMap {
+  /** A DarkSwap message (also kept for receive_webrtc_message). */
+  message: (peerId: PeerId, bytes: Uint8Array) => void;
+  "peer:connect": (peerId: PeerId) => void;
+  "peer:disconnect": (peerId: PeerId) => void;
+  "connection:open": (peerId: PeerId, transport: Transport) => void;
+  "connection:close": (peerId: PeerId, transport: Transport) => void;
+  "relay:reserved": (relayPeerId: PeerId) => void;
+  "relay:lost": (relayPeerId: PeerId) => void;
+  close: () => void;
+}
+
+export declare class DarkSwapWasm {
+  private constructor();
+  /** Boot the runtime (once per page) and start a node on `network`. */
+  static new_with_defaults(network: NetworkName, options?: Options): Promise<DarkSwapWasm>;
+  /** Boot the runtime now (optional). */
+  static preload(options?: Pick<Options, "adapter" | "loadPyodideOptions">): Promise<Info["runtime"]>;
+  /** The dist root this script was loaded from. */
+  static readonly baseUrl: string;
+  static readonly DarkSwapError: typeof DarkSwapError;
+  static readonly EVENTS: ReadonlyArray<keyof EventMap>;
+
+  local_peer_id(): PeerId;
+  listen_addrs(): Multiaddr[];
+  info(): Info;
+  connect(multiaddr: Multiaddr): Promise<PeerId>;
+  /** Round trip time in milliseconds. */
+  ping(peerId: PeerId): Promise<number>;
+  create_webrtc_data_channel(peerId: PeerId): Promise<ChannelInfo>;
+  /** Resolves with the message's sequence number once queued. */
+  send_webrtc_message(peerId: PeerId, data: Uint8Array | ArrayBuffer | ArrayBufferView): Promise<number>;
+  send_message(peerId: PeerId, data: Uint8Array | ArrayBuffer | ArrayBufferView): Promise<number>;
+  wait_delivered(peerId: PeerId, seq: number, options?: { timeout?: number }): Promise<true>;
+  /** The next message from the peer, in order. `timeout` in seconds (default: wait forever). */
+  receive_webrtc_message(peerId: PeerId, options?: { timeout?: number }): Promise<Uint8Array>;
+  connections(peerId?: PeerId): Promise<ConnectionInfo[]>;
+  on<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
+  off<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
+  once<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
+  close(): Promise<void>;
+}
+
+export default DarkSwapWasm;
+
+type DarkSwapWasmClass = typeof DarkSwapWasm;
+type DarkSwapErrorClass = typeof DarkSwapError;
+
+declare global {
+  /** Defined by the classic script tag (dist/darkswap.js). */
+  // eslint-disable-next-line no-var
+  var DarkSwapWasm: DarkSwapWasmClass;
+  // eslint-disable-next-line no-var
+  var DarkSwapError: DarkSwapErrorClass;
+}
