@@ -70,7 +70,8 @@ class JsBridge:
 
     ``to_js(buffer)`` → a ``Uint8Array``; ``to_js_object(dict)`` → a plain JS object (nested dicts
     and lists converted); ``create_proxy(fn)`` → a PyProxy with ``destroy()``; ``js_error``: the
-    exception a throwing JS call raises in Python.
+    exception a throwing JS call raises in Python; ``jsnull``: what JS ``null`` becomes where
+    Pyodide does not turn it into ``None`` (``pyodide.ffi.jsnull``, e.g. ``event.candidate``).
     """
 
     def __init__(
@@ -80,11 +81,17 @@ class JsBridge:
         to_js_object: Callable[[dict], Any],
         create_proxy: Callable[[Callable], Any],
         js_error: type[BaseException] | tuple[type[BaseException], ...],
+        jsnull: Any = None,
     ) -> None:
         self.to_js = to_js
         self.to_js_object = to_js_object
         self.create_proxy = create_proxy
         self.js_error = js_error
+        self.jsnull = jsnull
+
+    def is_null(self, value: Any) -> bool:
+        """JS ``null``/``undefined`` as seen from Python."""
+        return value is None or (self.jsnull is not None and value is self.jsnull)
 
 
 _pyodide_bridge: JsBridge | None = None
@@ -95,16 +102,21 @@ def pyodide_bridge() -> JsBridge:
     global _pyodide_bridge
     if _pyodide_bridge is None:
         try:
-            import js  # noqa: PLC0415 - only in a page, only when asked
-            from pyodide.ffi import JsException, create_proxy, to_js  # noqa: PLC0415
+            import js
+            from pyodide.ffi import JsException, create_proxy, to_js
         except ImportError as exc:
             raise ConfigError(f"the browser adapters need Pyodide (or an explicit JsBridge): {exc}") from exc
+
+        try:
+            from pyodide.ffi import jsnull  # Pyodide >= 0.27
+        except ImportError:
+            jsnull = None
 
         def to_js_object(d: dict) -> Any:
             return to_js(d, dict_converter=js.Object.fromEntries)
 
         _pyodide_bridge = JsBridge(
-            to_js=to_js, to_js_object=to_js_object, create_proxy=create_proxy, js_error=JsException
+            to_js=to_js, to_js_object=to_js_object, create_proxy=create_proxy, js_error=JsException, jsnull=jsnull
         )
     return _pyodide_bridge
 
