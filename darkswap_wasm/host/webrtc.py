@@ -47,6 +47,7 @@ class WebRTCSettings:
     send_high_water: int = 1024 * 1024  # bufferedAmount above which writes wait
     max_receive_buffer: int = 8 * 1024 * 1024  # unread bytes per stream before it is reset
     max_connections: int = 400  # live WebRTC connections (Chrome allows ~500 per tab lifetime)
+    disconnected_grace: float = 5.0  # s in ICE "disconnected" before the connection counts as dead
     auto_upgrade: bool = True  # upgrade relayed connections we dialed when the peer speaks /webrtc-signaling
 
 
@@ -193,6 +194,7 @@ class WebRTCConnection:
         self._early: list[RTCDataChannel] = []
         self.connected = asyncio.Event()
         self._closer: asyncio.Future | None = None
+        self._disconnected_timer: asyncio.TimerHandle | None = None
         pc.on_data_channel = self._on_data_channel
         pc.on_connection_state_change = self._on_state
 
@@ -208,8 +210,17 @@ class WebRTCConnection:
             self._accept(ch)
 
     def _on_state(self, state: str) -> None:
+        if self._disconnected_timer is not None:
+            self._disconnected_timer.cancel()
+            self._disconnected_timer = None
         if state == "connected":
             self.connected.set()
+        elif state == "disconnected" and not self._closed:
+            # browsers may sit in "disconnected" for good when the peer vanished: give ICE a
+            # grace period to recover, then treat the connection as dead
+            self._disconnected_timer = asyncio.get_running_loop().call_later(
+                self.settings.disconnected_grace, self._on_state, "failed"
+            )
         elif state in ("failed", "closed") and self._closer is None:
             self._closer = asyncio.ensure_future(self.close(ConnectionClosed(f"WebRTC connection {state}")))
 
@@ -388,12 +399,12 @@ class WebRTCService:
         machine = sig.SignalingDialer(self.settings.signaling, now=time.monotonic())
         stream = await self.host.new_stream_on(via, [sig.PROTOCOL_ID])
         try:
-            pending: list[dict | None] = []
-            pc.on_ice_candidate = pending.append
+            trickle = _Trickle(pc)
             init = pc.create_data_channel(INIT_LABEL)
             offer = await pc.create_offer()
             await stream.write(machine.offer(offer))
-            await self._exchange(stream, machine, pc, conn, pending, answer_sdp=None)
+            trickle.start(stream, machine)  # the dialer may trickle right after its offer
+            await self._exchange(stream, machine, pc, conn, trickle)
             init.close()
         except BaseException as exc:
             await stream.reset()
@@ -413,10 +424,9 @@ class WebRTCService:
         pc = self.runtime.create_peer_connection(self.settings.rtc)
         conn = self._new_connection(pc, peer, stream.conn, is_initiator=False)
         machine = sig.SignalingListener(self.settings.signaling, now=time.monotonic())
-        pending: list[dict | None] = []
-        pc.on_ice_candidate = pending.append
+        trickle = _Trickle(pc)
         try:
-            await self._exchange(stream, machine, pc, conn, pending, answer_sdp=True)
+            await self._exchange(stream, machine, pc, conn, trickle)
         except asyncio.CancelledError:
             await stream.reset()
             await pc.close()
@@ -434,14 +444,8 @@ class WebRTCService:
         conn.start_accepting()
         self.failures.pop(conn.remote_peer, None)
 
-    async def _exchange(self, stream, machine, pc, conn: WebRTCConnection, pending, *, answer_sdp) -> None:
+    async def _exchange(self, stream, machine, pc, conn: WebRTCConnection, trickle: _Trickle) -> None:
         """Run the signaling machine until the peer connection is up (or the deadline)."""
-
-        async def send_candidates() -> None:
-            while pending:
-                out = machine.add_local_candidate(pending.pop(0))
-                if out:
-                    await stream.write(out)
 
         async def reader() -> None:
             while not conn.connected.is_set():
@@ -451,17 +455,14 @@ class WebRTCService:
                     if isinstance(ev, sig.OfferReceived):
                         await pc.set_remote_description("offer", ev.sdp)
                         await stream.write(machine.answer(await pc.create_answer()))
-                        await send_candidates()
+                        trickle.start(stream, machine)  # the listener trickles after its answer
                     elif isinstance(ev, sig.AnswerReceived):
                         await pc.set_remote_description("answer", ev.sdp)
-                        await send_candidates()
                     elif isinstance(ev, sig.RemoteCandidate):
                         await pc.add_ice_candidate(ev.candidate)
                 if not data:
                     return
 
-        if answer_sdp is None:
-            await send_candidates()
         read_task = asyncio.ensure_future(reader())
         connected = asyncio.ensure_future(conn.connected.wait())
         try:
@@ -477,4 +478,38 @@ class WebRTCService:
         finally:
             read_task.cancel()
             connected.cancel()
+            await trickle.stop()
         machine.connected()
+
+
+class _Trickle:
+    """Sends our ICE candidates as the peer connection finds them (trickle ICE), once the
+    signaling machine allows it; candidates found earlier wait in order."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self._pending: list[dict | None] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        pc.on_ice_candidate = self._add
+
+    def _add(self, candidate: dict | None) -> None:
+        self._pending.append(candidate)
+        self._wake.set()
+
+    def start(self, stream: Stream, machine) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run(stream, machine))
+
+    async def _run(self, stream: Stream, machine) -> None:
+        while True:
+            while self._pending:
+                out = machine.add_local_candidate(self._pending.pop(0))
+                if out:
+                    await stream.write(out)
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

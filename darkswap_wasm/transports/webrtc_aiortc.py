@@ -83,6 +83,7 @@ class AiortcPeerConnection(RTCPeerConnection):
             for url in config.ice_servers
         ]
         self._pc = _AioPeerConnection(RTCConfiguration(iceServers=servers))
+        self._skipped_mdns = False
         self.on_ice_candidate = None
         self.on_data_channel = None
         self.on_connection_state_change = None
@@ -116,6 +117,10 @@ class AiortcPeerConnection(RTCPeerConnection):
 
     async def add_ice_candidate(self, candidate: dict | None) -> None:
         if candidate is None or not candidate.get("candidate"):
+            if self._skipped_mdns:
+                # aioice would fail ICE at once on "no candidate pairs", while the peer's checks
+                # (a peer-reflexive pair) are about to arrive: leave the remote side open
+                return
             await self._pc.addIceCandidate(None)
             return
         text = candidate["candidate"]
@@ -124,6 +129,7 @@ class AiortcPeerConnection(RTCPeerConnection):
         cand: RTCIceCandidate = candidate_from_sdp(text)
         if cand.ip.endswith(".local"):
             log.debug("skipping mDNS candidate %s (aiortc cannot resolve it)", cand.ip)
+            self._skipped_mdns = True
             return
         cand.sdpMid = candidate.get("sdpMid")
         cand.sdpMLineIndex = candidate.get("sdpMLineIndex")
