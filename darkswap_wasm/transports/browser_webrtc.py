@@ -229,7 +229,7 @@ class BrowserPeerConnection(RTCPeerConnection):
         config: WebRTCConfig,
         bridge: JsBridge,
         *,
-        wait_for_gathering: bool = True,
+        wait_for_gathering: bool = False,
         gathering_timeout: float = GATHERING_TIMEOUT,
         signal_end_of_candidates: bool = False,
     ) -> None:
@@ -415,7 +415,7 @@ class BrowserWebRTCRuntime(WebRTCRuntime):
         rtc_peer_connection: Any,
         *,
         bridge: JsBridge | None = None,
-        wait_for_gathering: bool = True,
+        wait_for_gathering: bool = False,
         gathering_timeout: float = GATHERING_TIMEOUT,
         signal_end_of_candidates: bool = False,
     ) -> None:

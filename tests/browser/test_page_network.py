@@ -590,7 +590,9 @@ def test_rtc_offer_waits_for_gathering_and_candidates_trickle(signal_end: bool) 
     async def main() -> None:
         ctor = fake_pc_ctor()
         base = brtc.live_proxies()
-        rt = brtc.BrowserWebRTCRuntime(ctor, bridge=fake_bridge(), signal_end_of_candidates=signal_end)
+        rt = brtc.BrowserWebRTCRuntime(
+            ctor, bridge=fake_bridge(), signal_end_of_candidates=signal_end, wait_for_gathering=True
+        )
         pc = rt.create_peer_connection(WebRTCConfig(ice_servers=("stun:s:1",)))
         (js_pc,) = ctor.made
         assert js_pc.config == {"iceServers": [{"urls": "stun:s:1"}]}
