@@ -81,6 +81,11 @@ class Connection:
         return self.raw.remote_addr
 
     @property
+    def limit(self):
+        """The relay's circuit limit on a relayed connection (``None``: unlimited or direct)."""
+        return getattr(self.raw, "limit", None)
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -277,6 +277,7 @@ class MessagingService:
         p = self._peer(peer)
         if p.failed is not None:
             raise p.failed
+        self._check_path_limit(peer, len(data))
         if p.stream is None and p.redial is None:
             try:
                 stream = await self.host.new_stream(peer, [PROTOCOL_ID])
@@ -309,6 +310,20 @@ class MessagingService:
         p.schedule_flush()
         p.ensure_attached()
         return seq
+
+    def _check_path_limit(self, peer: PeerId, size: int) -> None:
+        """A message that cannot fit through the only path to the peer (a relay circuit's data
+        limit) would be resent forever: say so at once instead."""
+        conns = self.host.connections(peer)
+        if not conns or conns[0].transport != "relay":
+            return
+        limit = getattr(conns[0], "limit", None)
+        budget = limit.data_limit if limit is not None else None
+        if budget is not None and size + 64 > budget:
+            raise LimitExceeded(
+                f"a {size}-byte message cannot pass the relay circuit to {peer} (data limit {budget} bytes): "
+                "wait for a direct connection (create_webrtc_data_channel) or use a relay with larger limits"
+            )
 
     async def receive(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
         peer = PeerId.coerce(peer)

@@ -126,6 +126,7 @@ class RelayTransport(Transport):
             transport="relay",
             remote_addr=relay_addr.encapsulate("/p2p-circuit"),
             local_addr=None,
+            limit=reply.limit,
         )
 
     async def _handle_stop(self, stream: Stream) -> None:
@@ -152,6 +153,7 @@ class RelayTransport(Transport):
             transport="relay",
             remote_addr=relay_addr.encapsulate("/p2p-circuit"),
             local_addr=None,
+            limit=msg.limit,
         )
         try:
             await self.host.upgrade_inbound(raw, expected_peer=src)

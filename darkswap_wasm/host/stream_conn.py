@@ -16,8 +16,17 @@ HIGH_WATER = 1024 * 1024
 
 
 class StreamConnection(RawConnection):
-    def __init__(self, stream: Stream, *, transport: str, remote_addr: Multiaddr, local_addr: Multiaddr | None) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        *,
+        transport: str,
+        remote_addr: Multiaddr,
+        local_addr: Multiaddr | None,
+        limit=None,
+    ) -> None:
         self.stream = stream
+        self.limit = limit  # a relay's circuit Limit (duration, data per direction), if it set one
         self.transport = transport
         self.remote_addr = remote_addr
         self.local_addr = local_addr

@@ -172,3 +172,23 @@ async def test_a_sender_blocked_on_a_full_buffer_gets_a_clear_error_when_the_ses
     await a.close()
     with pytest.raises(SessionClosed):
         await asyncio.wait_for(blocked, 5)
+
+
+@async_test(timeout=60)
+async def test_a_message_larger_than_the_relay_circuit_limit_is_a_clear_error():
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")  # default: 128 KiB per circuit
+    a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    try:
+        while not (a.reservations() and b.reservations()):
+            await asyncio.sleep(0.05)
+        peer = b.local_peer_id()
+        await a.send_message(peer, b"small")  # reaches b through the relay
+        assert await b.receive_message(a.local_peer_id(), timeout=10) == b"small"
+        assert a.connections(peer)[0].limit.data_limit == 128 * 1024
+        with pytest.raises(LimitExceeded, match="relay circuit"):
+            await a.send_message(peer, bytes(200_000))
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
