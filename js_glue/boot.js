@@ -20,16 +20,32 @@ import { sodiumReady } from "./crypto.js";
 const DIST_ROOT = new URL("../", import.meta.url);
 const PROJECT_PACKAGE = "darkswap-wasm";
 
+// PyNaCl / python-zstandard when the page's Pyodide distribution ships them (a full
+// distribution), else the page's own builds: libsodium.js (and zstd WASM, see darkswap.js).
+const NATIVE_BACKEND_PACKAGES = ["pynacl", "zstandard"];
+
 const INSTALL_BACKEND_PY = `
 def install(sodium):
     from darkswap_wasm.crypto import get_backend, set_backend
-    from darkswap_wasm.crypto.libsodium_js import LibsodiumJsBackend
-
-    set_backend(LibsodiumJsBackend(sodium))
+    try:
+        from darkswap_wasm.crypto.nacl_backend import NaclBackend
+        set_backend(NaclBackend())
+    except ImportError:
+        from darkswap_wasm.crypto.libsodium_js import LibsodiumJsBackend
+        set_backend(LibsodiumJsBackend(sodium))
     return repr(get_backend())
 
 install
 `;
+
+async function nativeBackendPackages(indexURL) {
+  try {
+    const lock = await (await fetch(new URL("pyodide-lock.json", indexURL))).json();
+    return NATIVE_BACKEND_PACKAGES.filter((name) => lock.packages && lock.packages[name]);
+  } catch (e) {
+    return [];
+  }
+}
 
 /** Timings (ms) and versions of the last boot() in this page. */
 export const lastBoot = {};
@@ -63,7 +79,8 @@ export async function boot({ baseUrl = DIST_ROOT, packages = [], loadPyodideOpti
   const tPyodide = performance.now();
 
   const errors = [];
-  await pyodide.loadPackage([PROJECT_PACKAGE, ...packages], {
+  const native = await nativeBackendPackages(indexURL);
+  await pyodide.loadPackage([PROJECT_PACKAGE, ...native, ...packages], {
     messageCallback,
     errorCallback: (m) => errors.push(m),
   });
@@ -86,6 +103,7 @@ export async function boot({ baseUrl = DIST_ROOT, packages = [], loadPyodideOpti
 
   Object.assign(lastBoot, {
     baseUrl: base,
+    nativeBackendPackages: native,
     pyodideVersion: pyodide.version,
     sodiumVersion: sodium.sodium_version_string(),
     backend,
