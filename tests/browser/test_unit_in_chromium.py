@@ -42,10 +42,12 @@ def test_unit_tests_pass_inside_pyodide_in_chromium(page) -> None:
     page.load_packages(["pytest", "hypothesis"])
     root = f"{PAGE_ROOT}/unit_run"
     page.write_file(f"{root}/pytest.ini", PAGE_INI)
-    files = sorted(UNIT.glob("test_*.py"))
+    files = sorted(UNIT.glob("*.py"))  # the tests and their helper modules (fake_zstd.py)
     for f in files:
         page.write_file(f"{root}/unit/{f.name}", f.read_text())
-    code = _prelude(ROOT=root, FILE="unit") + RUN_FILE_PY.replace(
+    # importlib mode does not put the test folder on sys.path: its helper modules need it
+    path_fix = f"import sys\nsys.path.insert(0, {root + '/unit'!r})\n"
+    code = _prelude(ROOT=root, FILE="unit") + path_fix + RUN_FILE_PY.replace(
         '"--hypothesis-profile=dsw_browser"]',
         # importlib mode: the page may already hold a module of the same name (another browser test)
         f'"--hypothesis-profile=dsw_browser", "--import-mode=importlib", "-m", {DESELECT!r}]',

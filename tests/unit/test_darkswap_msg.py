@@ -12,10 +12,10 @@ import os
 import random
 
 import pytest
+from fake_zstd import FakeZstd, frame_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.compression import CompressionError, raw_blocks
 from darkswap_wasm.errors import (
     ConfigError,
     DarkSwapError,
@@ -55,73 +55,6 @@ MIB = 1024 * 1024
 # --------------------------------------------------------------- pure-Python stand-in backend
 
 
-class FakeZstd:
-    """zstd block format, raw and RLE blocks only, behind a 6-byte header whose last byte
-    fingerprints the dictionary. Records what it was asked to make."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.made: list[tuple[str, int, bytes | None]] = []
-
-    def compressor(self, level, window_log, dictionary):
-        self.made.append(("c", window_log, dictionary))
-        return _FakeCompressor(dictionary)
-
-    def decompressor(self, max_window_log, dictionary):
-        self.made.append(("d", max_window_log, dictionary))
-        return _FakeDecompressor(dictionary)
-
-
-def _header(dictionary) -> bytes:
-    return b"\x28\xb5\x2f\xfd\x00" + bytes((sum(dictionary or b"") % 251,))
-
-
-class _FakeCompressor:
-    def __init__(self, dictionary) -> None:
-        self.header = _header(dictionary)
-
-    def compress_flush(self, data: bytes) -> bytes:
-        head, self.header = self.header, b""
-        # a single message of one repeated byte: its 2-byte entry header raw, the rest one RLE block
-        if len(data) > 16 and data.count(data[-1:]) == len(data) - 2:
-            rest = len(data) - 2
-            return head + raw_blocks(data[:2]) + ((rest << 3) | 2).to_bytes(3, "little") + data[-1:]
-        return head + raw_blocks(data)
-
-
-class _FakeDecompressor:
-    def __init__(self, dictionary) -> None:
-        self.header = _header(dictionary)
-
-    def decompress(self, data: bytes, max_output: int) -> bytes:
-        pos = 0
-        if self.header:
-            if data[: len(self.header)] != self.header:
-                raise CompressionError("fake zstd: bad frame header (or dictionary)")
-            pos, self.header = len(self.header), b""
-        out = bytearray()
-        while pos < len(data):
-            if pos + 3 > len(data):
-                raise CompressionError("fake zstd: truncated block header")
-            header = int.from_bytes(data[pos : pos + 3], "little")
-            btype, size = (header >> 1) & 3, header >> 3
-            if header & 1 or btype > 1:
-                raise CompressionError("fake zstd: unsupported block")
-            if len(out) + size > max_output:
-                raise LimitExceeded("fake zstd: output cap")
-            if btype == 0:
-                chunk = data[pos + 3 : pos + 3 + size]
-                if len(chunk) != size:
-                    raise CompressionError("fake zstd: truncated raw block")
-                out += chunk
-                pos += 3 + size
-            else:
-                if pos + 4 > len(data):
-                    raise CompressionError("fake zstd: truncated RLE block")
-                out += data[pos + 3 : pos + 4] * size
-                pos += 4
-        return bytes(out)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -928,7 +861,7 @@ def test_decompressed_frame_cap_applies():
     b.attach(0)
     b.data_to_send()
     b.receive_data(hello(flags=0x1, window_log=20), 0)
-    bomb = _header(None) + ((100_000 << 3) | 2).to_bytes(3, "little") + b"\x00"  # RLE: 100 kB of zeros
+    bomb = frame_header(None) + ((100_000 << 3) | 2).to_bytes(3, "little") + b"\x00"  # RLE: 100 kB of zeros
     with pytest.raises(LimitExceeded):
         b.receive_data(frame(h("21") + bomb), 0)
     assert b.state is SessionState.FAILED
