@@ -111,7 +111,11 @@ cmd_test() {
 cmd_bench() {
   python_env
   node_env
+  browser_env
+  build_dist
   export PATH="$NODE22_BIN:$PATH"
+  # js-libp2p bundled for the browser (compared in bench_browser.py): npm, so outside the namespace
+  "$PY" bench/bench_browser.py --prepare-js "$ROOT/.cache/jsbundle" || say "bench: no js-libp2p browser bundle (row skipped)"
   say "bench: yamux machine, core throughput vs js-libp2p, relay, messaging, WebRTC (numbers -> bench/RESULTS.md)"
   in_test_netns bash -c '
     set -e
@@ -121,6 +125,7 @@ cmd_bench() {
     "$0" bench/bench_relay.py reservations --count 10000
     "$0" bench/bench_messaging.py
     "$0" bench/bench_webrtc.py --net '"$TEST_NET"'
+    "$0" bench/bench_browser.py --js-dir '"$ROOT/.cache/jsbundle"'
   ' "$PY"
 }
 
