@@ -139,7 +139,11 @@ class DataChannelStream(Stream):
                 raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
             if self.channel.ready_state != "open":
                 raise ConnectionClosed("data channel closed")
-            self._send_raw(self.machine.send(bytes(mv[off : off + step])))
+            send_packed = getattr(self.channel, "send_packed", None)
+            if send_packed is not None:  # one buffer per write across the runtime boundary
+                send_packed(*self.machine.send_packed(mv[off : off + step]))
+            else:
+                self._send_raw(self.machine.send(mv[off : off + step]))
 
     async def close(self) -> None:
         if self._write_closed or self._reset:

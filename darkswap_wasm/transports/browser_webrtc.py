@@ -210,6 +210,21 @@ class BrowserDataChannel(RTCDataChannel):
         except self._bridge.js_error as exc:  # not open (InvalidStateError), queue full (OperationError)
             raise ConnectionClosed(f"data channel send failed: {exc}") from None
 
+    def send_packed(self, buf, sizes: list[int]) -> None:
+        """Send back-to-back messages from one buffer: one copy into JS, then views of it."""
+        u8 = self._bridge.to_js(buf)
+        subarray = getattr(u8, "subarray", None)
+        pos = 0
+        try:
+            for n in sizes:
+                if subarray is not None:
+                    self._ch.send(subarray(pos, pos + n))
+                else:
+                    self._ch.send(self._bridge.to_js(bytes(buf[pos : pos + n])))
+                pos += n
+        except self._bridge.js_error as exc:
+            raise ConnectionClosed(f"data channel send failed: {exc}") from None
+
     def close(self) -> None:
         try:
             self._ch.close()
