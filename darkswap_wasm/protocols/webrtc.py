@@ -148,6 +148,15 @@ def decode_message(body: bytes) -> ChannelMessage:
     return ChannelMessage(flag, msg.get("message"))
 
 
+def _decode_body(body: memoryview) -> ChannelMessage:
+    """``decode_message`` with a fast path for the common frame: a payload and no flag."""
+    if len(body) > 1 and body[0] == 0x12:
+        parsed = varint.try_decode(body, 1)
+        if parsed is not None and parsed[1] + parsed[0] == len(body):
+            return ChannelMessage(None, bytes(body[parsed[1] :]))
+    return decode_message(bytes(body))
+
+
 class MessageDecoder:
     """Feed data channel messages (any split), get :class:`ChannelMessage` s out.
 
@@ -164,7 +173,28 @@ class MessageDecoder:
         self._frames = FrameDecoder(max_message_size)
 
     def feed(self, data: bytes) -> list[ChannelMessage]:
-        return [decode_message(body) for body in self._frames.feed(data)]
+        frames = self._frames
+        if frames.buffered:
+            return [decode_message(body) for body in frames.feed(data)]
+        # fast path (the usual case: whole frames per channel message): decode straight from
+        # the message, copying each payload once; only a trailing partial frame is buffered
+        view = memoryview(data).cast("B")
+        out: list[ChannelMessage] = []
+        pos, end = 0, len(view)
+        while pos < end:
+            header = varint.try_decode(view, pos)
+            if header is None:
+                break
+            length, start = header
+            if length > frames.max_frame:
+                raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {frames.max_frame}")
+            if end - start < length:
+                break
+            out.append(_decode_body(view[start : start + length]))
+            pos = start + length
+        if pos < end:
+            frames.push(bytes(view[pos:]))
+        return out
 
     @property
     def buffered(self) -> int:
