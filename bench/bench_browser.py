@@ -70,17 +70,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 MIB = 1024 * 1024
-BUILD_CMD = "python scripts/build_dist.py --out dist --with-tests --browser"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser.conftest import BUILD_CMD, CHROMIUM_FLAGS  # noqa: E402 - one set of flags for tests and bench
+
 SCRIPT_TIMEOUT = 300  # s: selenium's bound on one execute_async_script (each page wait has its own, shorter)
 JS_ENTRY = REPO_ROOT / "bench" / "browser_js_libp2p_entry.mjs"
 JS_BUNDLE = "js-libp2p-bench.js"
