@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConnectionClosed, LimitExceeded, StreamClosed, StreamReset, Timeout
 
+READ_COALESCE = 256 * 1024  # a read() without max_bytes returns at most this much joined
 NO_TIMEOUT = math.inf  # for waits whose bound is enforced elsewhere (an idle relayed connection)
 
 if TYPE_CHECKING:
@@ -86,6 +87,16 @@ class Stream:
         if 0 < max_bytes < len(chunk):
             self._chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
+        elif max_bytes <= 0 and self._chunks and len(chunk) < READ_COALESCE:
+            # several small chunks waiting (data channel messages are 16 KiB): hand them over in
+            # one read, so a reader wakes once per burst rather than once per message
+            parts = [chunk]
+            size = len(chunk)
+            while self._chunks and size + len(self._chunks[0]) <= READ_COALESCE:
+                nxt = self._chunks.popleft()
+                parts.append(nxt)
+                size += len(nxt)
+            chunk = b"".join(parts)
         self._buffered -= len(chunk)
         self.conn._acknowledge(self.stream_id, len(chunk))
         return chunk
