@@ -48,8 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import functools
-import http.server
 import ipaddress
 import json
 import os
@@ -70,6 +68,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 MIB = 1024 * 1024
+from scripts.static_server import StaticServer  # noqa: E402
 from tests.browser.conftest import BUILD_CMD, CHROMIUM_FLAGS  # noqa: E402 - one set of flags for tests and bench
 
 SCRIPT_TIMEOUT = 300  # s: selenium's bound on one execute_async_script (each page wait has its own, shorter)
@@ -230,49 +229,6 @@ JS_PAGE = """<!doctype html><meta charset=utf-8><title>js-libp2p bench</title>
 <script src="/jsb/js-libp2p-bench.js"></script>
 """
 BLANK = """<!doctype html><meta charset=utf-8><title>bench</title>"""
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".mjs": "text/javascript",
-        ".wasm": "application/wasm",
-        ".json": "application/json",
-        ".zip": "application/zip",
-        ".whl": "application/zip",
-    }
-    cache_control = "no-cache"
-    requests: list
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", self.cache_control)
-        super().end_headers()
-
-    def log_request(self, code="-", size="-") -> None:
-        self.requests.append((self.path, str(code)))
-
-    def log_message(self, format: str, *args) -> None:
-        pass
-
-
-class StaticServer:
-    """The site on 127.0.0.1:<new port>: a new port is a new origin (nothing of it cached)."""
-
-    def __init__(self, root: Path, cache_control: str) -> None:
-        self.requests: list = []
-        handler = type("H", (_Handler,), {"cache_control": cache_control, "requests": self.requests})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.cache_control = cache_control
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
 
 
 # --------------------------------------------------------------------------- processes
@@ -732,7 +688,7 @@ def bench_boot(driver, root: Path, relay: str, cold_runs: int, warm_runs: int, h
     policies = ["no-cache", "max-age=3600"]
     for i in range(cold_runs):
         policy = policies[i % 2] if cold_runs > 1 else "no-cache"
-        server = StaticServer(root, policy)
+        server = StaticServer(root, cache_control=policy)
         tab = None
         try:
             url = server.base_url + "b/boot.html?relay=" + relay
@@ -1185,7 +1141,7 @@ _SITE_SERVER: dict = {}
 def site_url(site: Path, cleanup: list) -> str:
     """One static server (no-cache) for the throughput pages."""
     if "s" not in _SITE_SERVER:
-        s = StaticServer(site, "no-cache")
+        s = StaticServer(site, cache_control="no-cache")
         _SITE_SERVER["s"] = s
         cleanup.append(s.close)
     return _SITE_SERVER["s"].base_url

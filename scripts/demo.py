@@ -19,8 +19,6 @@ Standard library and this project only.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import os
 import queue
 import shutil
@@ -34,27 +32,10 @@ import urllib.parse
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from scripts.static_server import StaticServer  # noqa: E402
+
 DIST_FILES = ["darkswap.js", "js_glue/boot.js", "pyodide/pyodide.mjs", "pyodide/pyodide-lock.json"]
-
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".mjs": "text/javascript",
-        ".wasm": "application/wasm",
-        ".json": "application/json",
-        ".whl": "application/zip",
-        ".zip": "application/zip",
-        ".ts": "text/plain",
-    }
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args) -> None:
-        pass
 
 
 def start_relay(args: argparse.Namespace) -> tuple[subprocess.Popen, list[str]]:
@@ -146,19 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         (root / "demo").symlink_to(REPO_ROOT / "demo")
 
     try:
-        httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", args.http_port), functools.partial(Handler, directory=str(root))
-        )
+        web = StaticServer(root, port=args.http_port)
     except OSError as exc:
         print(f"demo: cannot listen on 127.0.0.1:{args.http_port} ({exc}); pass --http-port", file=sys.stderr)
         if temp_root is not None:
             shutil.rmtree(temp_root, ignore_errors=True)
         return 1
-    httpd.daemon_threads = True
     relay, addrs = start_relay(args)
     ws = next((a for a in addrs if "/ws/" in a), addrs[-1])
-    server = threading.Thread(target=httpd.serve_forever, name="demo-http", daemon=True)
-    server.start()
 
     stopping = threading.Event()
 
@@ -167,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/demo/index.html?relay={urllib.parse.quote(ws, safe='/:')}"
+    url = f"{web.base_url}demo/index.html?relay={urllib.parse.quote(ws, safe='/:')}"
     print(f"relay      {addrs[0]}", flush=True)
     for a in addrs[1:]:
         print(f"           {a}", flush=True)
@@ -181,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             stopping.wait(0.5)
     finally:
         print("\ndemo: stopping…", flush=True)
-        httpd.shutdown()
-        httpd.server_close()
+        web.close()
         stop(relay)
         if temp_root is not None:
             shutil.rmtree(temp_root, ignore_errors=True)

@@ -15,17 +15,16 @@ The tests FAIL (never skip) when Chromium, chromedriver or the dist are missing:
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import shutil
-import threading
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from scripts.static_server import StaticServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_CMD = "python scripts/build_dist.py --out dist --with-tests --browser"
@@ -117,60 +116,10 @@ def browser_dist() -> Path:
 # --------------------------------------------------------------------------- a static server
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".mjs": "text/javascript",
-        ".wasm": "application/wasm",
-        ".json": "application/json",
-        ".zip": "application/zip",
-        ".whl": "application/zip",
-    }
-    errors: list[str]
-
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] == BLANK_PAGE:
-            body = b"<!doctype html><meta charset=utf-8><title>darkswap_wasm browser tests</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
-        pass
-
-    def log_error(self, format: str, *args) -> None:  # noqa: A002
-        self.errors.append(format % args)
-
-
-class StaticServer:
-    def __init__(self, root: Path) -> None:
-        self.errors: list[str] = []
-        handler = type("Handler", (_Handler,), {"errors": self.errors})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-        self.httpd.daemon_threads = True
-        host, port = self.httpd.server_address[:2]
-        self.base_url = f"http://{host}:{port}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="dist-server", daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="session")
 def dist_server(browser_dist: Path):
-    server = StaticServer(browser_dist)
+    blank = b"<!doctype html><meta charset=utf-8><title>darkswap_wasm browser tests</title>"
+    server = StaticServer(browser_dist, pages={BLANK_PAGE: blank})
     yield server
     server.close()
 

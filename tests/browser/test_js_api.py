@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT, StaticServer, report
+from scripts.static_server import StaticServer
+
+from .conftest import REPO_ROOT, report
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
