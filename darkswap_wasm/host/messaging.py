@@ -47,6 +47,7 @@ class _Peer:
         self.timer: asyncio.Task | None = None
         self.redial: asyncio.Task | None = None
         self.wakeup = asyncio.Event()
+        self.write_lock = asyncio.Lock()
         self.timer = asyncio.ensure_future(self._timer_loop())
 
     # -- I/O -------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ class _Peer:
             task.add_done_callback(self.service._tasks.discard)
 
     async def _write(self, stream: Stream, data: bytes) -> None:
-        async with self.service._write_locks.setdefault(id(stream), asyncio.Lock()):
+        async with self.write_lock:  # writes go out in the order the session produced them
             try:
                 await stream.write(data)
             except DarkSwapError as exc:
@@ -216,7 +217,6 @@ class MessagingService:
         self.closed = False
         self._peers: dict[PeerId, _Peer] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._write_locks: dict[int, asyncio.Lock] = {}
         host.set_stream_handler(PROTOCOL_ID, self._handle)
         host.on("connection:open", self._on_connection)
 
