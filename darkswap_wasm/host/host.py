@@ -207,11 +207,15 @@ class Host:
             raise PeerUnreachable(f"cannot reach {maddr}: {exc}") from exc
         conn = await self._upgrade(raw, is_initiator=True, expected_peer=expected)
         peer = conn.remote_peer
-        self._dialed.pop(peer, None)
-        self._dialed[peer] = maddr if expected is not None else maddr.encapsulate(f"/p2p/{peer}")
-        if len(self._dialed) > 4 * self.config.max_connections:  # bounded, oldest first out
-            self._dialed.pop(next(iter(self._dialed)))
+        self._remember(self._dialed, peer, maddr if expected is not None else maddr.encapsulate(f"/p2p/{peer}"))
         return conn
+
+    def _remember(self, table: dict, peer: PeerId, value) -> None:
+        """Per-peer memory (identify results, last working address), bounded: oldest out first."""
+        table.pop(peer, None)
+        table[peer] = value
+        if len(table) > 4 * self.config.max_connections:
+            table.pop(next(iter(table)))
 
     async def connection_to(self, peer: PeerId | str) -> Connection:
         peer = PeerId.coerce(peer)
@@ -374,7 +378,7 @@ class Host:
                 break
         assert info is not None
         peer = stream.remote_peer
-        self._identified[peer] = info
+        self._remember(self._identified, peer, info)
         waiter = self._identify_waiters.get(peer)
         if waiter is not None:
             waiter.set()
@@ -404,7 +408,11 @@ class Host:
             await asyncio.wait_for(event.wait(), t)
         except TimeoutError:
             raise Timeout(f"no identify from {peer} within {t:g}s") from None
-        return self._identified[peer]
+        self._identify_waiters.pop(peer, None)  # answered: every waiter on it has been woken
+        info = self._identified.get(peer)
+        if info is None:
+            raise Timeout(f"identify of {peer} arrived but was already evicted")
+        return info
 
     # -- shutdown ------------------------------------------------------------------------------
     @property
