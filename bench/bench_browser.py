@@ -464,6 +464,50 @@ async def finish_receiving(timeout=60.0):
     return json.dumps({"bytes": recv["bytes"]})
 
 
+def diag(peer):
+    """What the page's messaging with ``peer`` is doing (logged when a messages run fails)."""
+    import dataclasses
+    from darkswap_wasm.identity import PeerId
+    net = dsw_page.net
+    p = net._messaging._peers.get(PeerId.coerce(peer))
+    out = {"connections": [c.transport for c in net.connections(peer)]}
+    if p is not None:
+        sess = p.session
+        st = p.stream
+        out.update(
+            state=str(sess.state), stats=dataclasses.asdict(sess.stats), unacked=sess.unacked_count,
+            queued=sess.queued_count, acked_seq=p.acked_seq, received_seq=sess.received_seq,
+            failed=repr(p.failed), inbox=len(p.inbox), inbox_bytes=p.inbox_bytes,
+            stream=None if st is None else {
+                "transport": st.conn.transport, "buffered": st._buffered, "eof": st._eof, "reset": st._reset,
+                "channel": repr(getattr(st, "channel", None)),
+                "buffered_amount": getattr(getattr(st, "channel", None), "buffered_amount", None),
+            },
+            redial=p.redial is not None, reader_done=p.reader is None or p.reader.done(),
+        )
+    return json.dumps(out, default=str)
+
+
+_prof = {}
+
+
+def profile_start():
+    import cProfile
+    _prof["p"] = cProfile.Profile()
+    _prof["p"].enable()
+    return json.dumps({"ok": True})
+
+
+def profile_stop(top=25):
+    import io
+    import pstats
+    prof = _prof.pop("p")
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    return json.dumps({"text": out.getvalue()})
+
+
 def framing_ceiling(size, chunk=64 * 1024):
     """The /webrtc framing machine alone in this page (no channel, no FFI): both ends' Python
     work per byte, timed separately."""
@@ -552,8 +596,17 @@ class Tab:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_ns(pid: str, tid: str, stat_fields: list[str]) -> int:
+    """CPU time of one thread in ns: schedstat (ns precision) where the kernel has it, else
+    utime + stime from stat (clock ticks, 10 ms: too coarse for sub-second runs)."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return (int(stat_fields[11]) + int(stat_fields[12])) * 1_000_000_000 // CLK_TCK
+
+
 def _chromium_threads() -> dict:
-    """(pid, tid) -> (pid, process kind, thread name, CPU ticks) for every Chromium thread."""
+    """(pid, tid) -> (pid, process kind, thread name, CPU ns) for every Chromium thread."""
     out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -571,7 +624,7 @@ def _chromium_threads() -> dict:
                 stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
                 comm = "main" if tid == pid else stat[stat.index("(") + 1 : stat.rindex(")")]
                 f = stat[stat.rindex(")") + 2 :].split()
-                out[(pid, tid)] = (pid, kind, comm, int(f[11]) + int(f[12]))
+                out[(pid, tid)] = (pid, kind, comm, _thread_cpu_ns(pid, tid, f))
         except (OSError, ValueError, IndexError, StopIteration):
             continue
     return out
@@ -594,7 +647,7 @@ class CpuMeter:
 
     def __init__(self) -> None:
         self.labels: dict[str, str] = {}  # renderer pid -> tab name
-        self.acc: dict[str, dict] = {}  # path -> {"ticks": {(label, thread): n}, "wall": s, "machine": [...]}
+        self.acc: dict[str, dict] = {}  # path -> {"cpu": {(label, thread): CPU ns}, "wall": s, "machine": [...]}
 
     def label_tab(self, tab: Tab) -> None:
         """Busy-loop 400 ms in the tab: its renderer's main thread is the one that ran."""
@@ -615,7 +668,7 @@ class CpuMeter:
         b, mb, t0 = _chromium_threads(), _machine_ticks(), time.perf_counter()
         yield
         a, ma, wall = _chromium_threads(), _machine_ticks(), time.perf_counter() - t0
-        acc = self.acc.setdefault(path, {"ticks": {}, "wall": 0.0, "busy": 0, "steal": 0, "total": 0, "bytes": 0})
+        acc = self.acc.setdefault(path, {"cpu": {}, "wall": 0.0, "busy": 0, "steal": 0, "total": 0, "bytes": 0})
         acc["wall"] += wall
         acc["bytes"] += nbytes
         for i, k in enumerate(("busy", "steal", "total")):
@@ -626,30 +679,37 @@ class CpuMeter:
                 continue
             who = self.labels.get(pid, kind if kind != "renderer" else f"renderer {pid}")
             name = (who, comm)
-            acc["ticks"][name] = acc["ticks"].get(name, 0) + d
+            acc["cpu"][name] = acc["cpu"].get(name, 0) + d
 
     def summary(self, path: str, min_pct: float = 8.0) -> str:
         acc = self.acc.get(path)
         if not acc or acc["wall"] <= 0:
             return "n/a"
-        pct = lambda ticks: 100.0 * ticks / CLK_TCK / acc["wall"]  # noqa: E731
+        pct = lambda ns: 100.0 * ns / 1e9 / acc["wall"]  # noqa: E731
         per_proc: dict = {}
-        for (who, _), t in acc["ticks"].items():
+        for (who, _), t in acc["cpu"].items():
             per_proc[who] = per_proc.get(who, 0) + t
-        threads = sorted(acc["ticks"].items(), key=lambda kv: -kv[1])
-        top = ", ".join(f"{who}/{comm} {pct(t):.0f}%" for (who, comm), t in threads if pct(t) >= min_pct)
+        mib = acc["bytes"] / MIB or 1
+        per_mib = lambda ns: ns / 1e6 / mib  # noqa: E731
+        threads = sorted(acc["cpu"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(
+            f"{who}/{comm} {pct(t):.0f}% ({per_mib(t):.1f})" for (who, comm), t in threads if pct(t) >= min_pct
+        )
         procs = ", ".join(
-            f"{who} {pct(t):.0f}%" for who, t in sorted(per_proc.items(), key=lambda kv: -kv[1]) if pct(t) >= 3
+            f"{who} {pct(t):.0f}% ({per_mib(t):.1f})"
+            for who, t in sorted(per_proc.items(), key=lambda kv: -kv[1])
+            if pct(t) >= 3
         )
         total, ncpu = acc["total"] or 1, os.cpu_count() or 1
         busy = 100 * acc["busy"] / total * ncpu
-        ours = pct(sum(acc["ticks"].values()))
+        ours = pct(sum(acc["cpu"].values()))
         machine = (
             f"machine {busy:.0f}% of {100 * ncpu}% busy (this Chromium {ours:.0f}%, everything else "
             f"{max(0.0, busy - ours):.0f}%), steal {100 * acc['steal'] / total * ncpu:.0f}%"
         )
         return (
-            f"**{self.cpu_ms_per_mib(path):.0f} ms of Chromium CPU per MiB**; threads ≥ {min_pct:.0f}%: {top}; "
+            f"**{self.cpu_ms_per_mib(path):.0f} ms of Chromium CPU per MiB**; threads ≥ {min_pct:.0f}% "
+            f"(in brackets: ms per MiB): {top}; "
             f"processes: {procs}; {machine}"
         )
 
@@ -657,7 +717,7 @@ class CpuMeter:
         acc = self.acc.get(path)
         if not acc or not acc["bytes"]:
             return float("nan")
-        return 1000.0 * sum(acc["ticks"].values()) / CLK_TCK / (acc["bytes"] / MIB)
+        return sum(acc["cpu"].values()) / 1e6 / (acc["bytes"] / MIB)
 
 
 # --------------------------------------------------------------------------- measurements
@@ -758,8 +818,12 @@ def open_py_tab(driver, base_url: str, name: str) -> Tab:
     return tab
 
 
-def bench_streams(driver, base_url: str, relay: str, size: int, runs: int, home: str, cpu: CpuMeter) -> dict:
-    """Ours vs raw RTCDataChannel, page → page, interleaved; plus DarkSwap messages."""
+def bench_streams(
+    driver, base_url: str, relay: str, size: int, runs: int, home: str, cpu: CpuMeter, profile: bool = False
+) -> dict:
+    """Ours vs raw RTCDataChannel, page → page, interleaved; plus DarkSwap messages.
+
+    ``profile``: one more run of ours with cProfile on in both pages, the top functions logged."""
     out: dict = {"ours": [], "raw16": [], "raw64": [], "msgs": [], "info": {}}
     a = b = None
     try:
@@ -821,6 +885,14 @@ def bench_streams(driver, base_url: str, relay: str, size: int, runs: int, home:
                 f"run {i}: raw 16 KiB {r16['mib_per_s']:.2f}, raw 64 KiB {r64['mib_per_s']:.2f}, "
                 f"ours {o['mib_per_s']:.2f} MiB/s (stream open {o['open_ms']:.0f} ms)"
             )
+        if profile:
+            for t in (a, b):
+                t.py("import dsw_bench\ndsw_bench.profile_start()")
+            o = ours(size)
+            log(f"profiled run (cProfile on in both pages): ours {o['mib_per_s']:.2f} MiB/s")
+            for t, role in ((a, "sender"), (b, "receiver")):
+                top = t.py("import dsw_bench\ndsw_bench.profile_stop()")["text"]
+                log(f"page {t.name} ({role}), top functions by own time:\n{top}")
         with contextlib.suppress(Exception):
             a.js("return rawRtc.close();")
             b.js("return rawRtc.close();")
@@ -834,13 +906,20 @@ def bench_streams(driver, base_url: str, relay: str, size: int, runs: int, home:
                 try:
                     b.py(f"import dsw_bench\ndsw_bench.start_receiving({peer_a!r}, {n_msgs})")
                     with cpu.measure("msgs", n_msgs * 256 * 1024):
-                        r = a.py(f"import dsw_bench\nawait dsw_bench.send_messages({peer_b!r}, {n_msgs}, {256 * 1024})")
+                        r = a.py(
+                            f"import dsw_bench\nawait dsw_bench.send_messages({peer_b!r}, {n_msgs}, {256 * 1024}, 60)"
+                        )
                     got = b.py("import dsw_bench\nawait dsw_bench.finish_receiving()")
                     if got["bytes"] != r["bytes"]:
                         raise BenchError(f"messages: received {got['bytes']} of {r['bytes']} bytes")
                 except BenchError as exc:
                     out["msgs_errors"].append(f"run {i} attempt {attempt}: {short_error(str(exc))}")
                     log(f"messages run {i} attempt {attempt} failed: {short_error(str(exc))}")
+                    log(f"console of A:\n{a.console()}\nconsole of B:\n{b.console()}")
+                    for t, peer in ((a, peer_b), (b, peer_a)):
+                        with contextlib.suppress(Exception):
+                            state = t.py(f"import dsw_bench\ndsw_bench.diag({peer!r})")
+                            log(f"messaging state of {t.name}: {state}")
                     continue
                 out["msgs"].append(r["mib_per_s"])
                 out["info"]["msgs_transport"] = r["transport"]
@@ -1017,7 +1096,9 @@ def run(args) -> int:
             size = args.mib * MIB
             cpu = CpuMeter()
             try:
-                s = bench_streams(driver, site_url(site, cleanup), relay.addr, size, args.runs, home, cpu)
+                s = bench_streams(
+                    driver, site_url(site, cleanup), relay.addr, size, args.runs, home, cpu, profile=args.profile
+                )
                 raw16, raw64, ours = m(s["raw16"]), m(s["raw64"]), m(s["ours"])
                 rows += [
                     (
@@ -1162,6 +1243,9 @@ def main() -> int:
         help="the test namespace's network: WebRTC runs only when every non-loopback address is in it",
     )
     ap.add_argument("--skip-js", action="store_true", help="no js-libp2p row")
+    ap.add_argument(
+        "--profile", action="store_true", help="one more run of ours under cProfile in both pages; log the top"
+    )
     ap.add_argument("--prepare-js", metavar="DIR", help="npm install the js-libp2p packages into DIR, bundle, exit")
     args = ap.parse_args()
     if args.prepare_js:
