@@ -7,12 +7,12 @@ Every wait is bounded by the connection's I/O timeout.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from typing import TYPE_CHECKING
 
 from ..errors import ConnectionClosed, LimitExceeded, StreamClosed, StreamReset, Timeout
+from .wakeup import Wakeup
 
 READ_COALESCE = 256 * 1024  # a read() without max_bytes returns at most this much joined
 NO_TIMEOUT = math.inf  # for waits whose bound is enforced elsewhere (an idle relayed connection)
@@ -34,8 +34,8 @@ class Stream:
         self._reset = False
         self._write_closed = False
         self._error: BaseException | None = None
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
+        self._readable = Wakeup()
+        self._writable = Wakeup()
 
     # -- fed by the connection -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -160,15 +160,13 @@ class Stream:
         self._writable.set()
         self.conn._reset_stream(self.stream_id)
 
-    async def _wait(self, event: asyncio.Event, timeout: float | None, what: str) -> None:
+    async def _wait(self, event: Wakeup, timeout: float | None, what: str) -> None:
         t = self.conn.config.io_timeout if timeout is None else timeout
         if t == NO_TIMEOUT:
             await event.wait()
             return
-        try:
-            await asyncio.wait_for(event.wait(), t)
-        except TimeoutError:
-            raise Timeout(f"stream {self.stream_id} {what} timed out after {t:g}s") from None
+        if not await event.wait(t):  # one timer per stream and direction, not one per wait
+            raise Timeout(f"stream {self.stream_id} {what} timed out after {t:g}s")
         if self.conn.closed and not self._chunks and not self._eof and not self._reset:
             raise ConnectionClosed("connection closed")
 
