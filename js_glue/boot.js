@@ -12,10 +12,14 @@
 //      which lists exactly the shipped wheels with their sha256;
 //   3. pyodide.loadPackage(["darkswap-wasm", ...packages]) from that lock (no network beyond
 //      the dist; any error is thrown, not logged and ignored);
-//   4. in Python: set_backend(LibsodiumJsBackend(sodium)).
+//   4. in Python: set_backend(LibsodiumJsBackend(sodium));
+//   5. ffi.js is registered as the Python module `darkswap_glue` (bulk data channel paths).
 // Timings of the last boot are in `lastBoot` (milliseconds).
 
 import { sodiumReady } from "./crypto.js";
+import { batchMessages, sendSplit } from "./ffi.js";
+
+const FFI_MODULE = "darkswap_glue"; // read by darkswap_wasm/transports/browser_ws.py
 
 const DIST_ROOT = new URL("../", import.meta.url);
 const PROJECT_PACKAGE = "darkswap-wasm";
@@ -88,6 +92,8 @@ export async function boot({ baseUrl = DIST_ROOT, packages = [], loadPyodideOpti
     throw new Error(`js_glue/boot.js: loading ${[PROJECT_PACKAGE, ...packages].join(", ")} from ${indexURL}pyodide-lock.json failed: ${errors.join("; ")}`);
   }
   const tPackages = performance.now();
+
+  pyodide.registerJsModule(FFI_MODULE, { batchMessages, sendSplit });
 
   const ns = pyodide.toPy({});
   let install;

@@ -193,7 +193,7 @@ BROWSER_BUNDLED_DEPS = {"webrtc-adapter": {"sdp"}}
 # <dist>/darkswap.js with a script tag, or imports <dist>/darkswap.mjs).
 JS_API_ROOT_FILES = ["darkswap.js", "darkswap.mjs", "darkswap.d.ts"]
 JS_GLUE_DIR = REPO_ROOT / "js_glue"
-JS_GLUE_REQUIRED = ["boot.js", "crypto.js", "package.json"]
+JS_GLUE_REQUIRED = ["boot.js", "crypto.js", "ffi.js", "package.json"]
 JS_GLUE_SUFFIXES = {".js", ".mjs", ".json", ".md"}
 
 

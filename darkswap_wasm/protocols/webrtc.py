@@ -148,13 +148,14 @@ def decode_message(body: bytes) -> ChannelMessage:
     return ChannelMessage(flag, msg.get("message"))
 
 
-def _decode_body(body: memoryview) -> ChannelMessage:
-    """``decode_message`` with a fast path for the common frame: a payload and no flag."""
+def _plain_payload(body: memoryview) -> memoryview | None:
+    """The payload of the common frame (a payload and no flag: ``0x12 uvarint(n) data``), or
+    ``None`` for anything else (decode that with :func:`decode_message`)."""
     if len(body) > 1 and body[0] == 0x12:
         parsed = varint.try_decode(body, 1)
         if parsed is not None and parsed[1] + parsed[0] == len(body):
-            return ChannelMessage(None, bytes(body[parsed[1] :]))
-    return decode_message(bytes(body))
+            return body[parsed[1] :]
+    return None
 
 
 class MessageDecoder:
@@ -174,12 +175,14 @@ class MessageDecoder:
 
     def feed(self, data: bytes) -> list[ChannelMessage]:
         frames = self._frames
-        if frames.buffered:
-            return [decode_message(body) for body in frames.feed(data)]
-        # fast path (the usual case: whole frames per channel message): decode straight from
-        # the message, copying each payload once; only a trailing partial frame is buffered
+        if frames.buffered:  # the rest of a frame split across messages (js sends prefix and body apart)
+            data = frames.take_rest() + data
+        # decode straight from the input (one channel message, or a batch of them joined); the
+        # payloads of consecutive plain data frames come out as one message (one copy for all
+        # of them); only a trailing partial frame is buffered
         view = memoryview(data).cast("B")
         out: list[ChannelMessage] = []
+        run: list[memoryview] = []
         pos, end = 0, len(view)
         while pos < end:
             header = varint.try_decode(view, pos)
@@ -190,8 +193,18 @@ class MessageDecoder:
                 raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {frames.max_frame}")
             if end - start < length:
                 break
-            out.append(_decode_body(view[start : start + length]))
+            body = view[start : start + length]
+            payload = _plain_payload(body)
+            if payload is not None:
+                run.append(payload)
+            else:
+                if run:
+                    out.append(ChannelMessage(None, b"".join(run)))
+                    run = []
+                out.append(decode_message(body))
             pos = start + length
+        if run:
+            out.append(ChannelMessage(None, b"".join(run)))
         if pos < end:
             frames.push(bytes(view[pos:]))
         return out
@@ -314,6 +327,7 @@ class ChannelStream:
     def __init__(self, config: ChannelStreamConfig | None = None) -> None:
         self.config = config or ChannelStreamConfig()
         self._payload = max_payload_size(self.config.max_message_size)
+        self._full_head = self._data_head(self._payload)  # the prefix of every full data message
         self._decoder = MessageDecoder(self.config.max_receive_message_size)
         self.write_state = WriteState.OPEN
         self.read_state = ReadState.OPEN
@@ -365,17 +379,22 @@ class ChannelStream:
             if state is WriteState.STOPPED:
                 raise StreamClosed("webrtc: the peer stopped reading (STOP_SENDING)")
             raise StreamClosed("webrtc: the write side is closed")
-        buf, sizes = self.send_packed(data)
-        out, pos = [], 0
-        for n in sizes:
-            out.append(bytes(buf[pos : pos + n]))
-            pos += n
-        return out
+        return [head + chunk for head, chunk in self._frames(data)]
 
-    def send_packed(self, data: bytes) -> tuple[bytearray, list[int]]:
+    def send_packed(self, data: bytes) -> tuple[bytes, list[int]]:
         """Like :meth:`send`, but every message laid out back to back in one buffer, with their
         sizes: the I/O layer can hand the buffer across a runtime boundary once and send views
-        of it (one copy per write instead of several per 16 KiB message)."""
+        of it (one copy per write instead of several per 16 KiB message). Every message but the
+        last has the size of the first."""
+        parts: list = []
+        sizes: list[int] = []
+        for head, chunk in self._frames(data):
+            parts += (head, chunk)
+            sizes.append(len(head) + len(chunk))
+        return b"".join(parts), sizes
+
+    def _frames(self, data: bytes) -> list[tuple[bytes, memoryview]]:
+        """``(uvarint(len(body)) || 0x12 || uvarint(n), chunk)`` per data message of ``data``."""
         state = self.write_state
         if state is not WriteState.OPEN:
             if state is WriteState.RESET:
@@ -385,21 +404,21 @@ class ChannelStream:
             raise StreamClosed("webrtc: the write side is closed")
         view = memoryview(data).cast("B")
         step = self._payload
-        size = self.config.max_message_size
-        buf = bytearray()
-        sizes: list[int] = []
-        for off in range(0, len(view), step):
+        total = len(view)
+        out = []
+        for off in range(0, total, step):
             chunk = view[off : off + step]
             n = len(chunk)
-            # uvarint(len(body)) || 0x12 (field 2, bytes) || uvarint(n) || chunk
-            body_head = b"\x12" + varint.encode(n)
-            head = varint.encode(len(body_head) + n) + body_head
-            if len(head) + n > size:
-                raise LimitExceeded(f"webrtc: a {len(head) + n}-byte message exceeds {size} bytes")
-            buf += head
-            buf += chunk
-            sizes.append(len(head) + n)
-        return buf, sizes
+            out.append((self._full_head if n == step else self._data_head(n), chunk))
+        return out
+
+    def _data_head(self, n: int) -> bytes:
+        body_head = b"\x12" + varint.encode(n)
+        head = varint.encode(len(body_head) + n) + body_head
+        size = self.config.max_message_size
+        if len(head) + n > size:
+            raise LimitExceeded(f"webrtc: a {len(head) + n}-byte message exceeds {size} bytes")
+        return head
 
     def close_write(self, now: float) -> list[bytes]:
         """Send FIN and start waiting for FIN_ACK (deadline ``now + fin_ack_timeout``).

@@ -31,7 +31,10 @@ Browser semantics, mapped onto the shared interface:
   its interfaces and its consent timers).
 * data channels: ``createDataChannel(label, {ordered: true})``, ``binaryType = "arraybuffer"``,
   bytes out through ``to_js`` (``send(b"x")`` would send the text ``"b'x'"``), in with
-  ``.to_bytes()``; ``bufferedamountlow`` with ``bufferedAmountLowThreshold``. Messages and the
+  ``.to_bytes()``; ``bufferedamountlow`` with ``bufferedAmountLowThreshold``. With the bulk
+  paths of ``js_glue/ffi.js`` (``JsBridge.ffi``, registered by ``boot.js``) a write is one call
+  that sends views of the frames where they lie in the wasm heap, and the messages of a burst
+  reach Python joined, in one call (flushed before the channel's close is reported). Messages and the
   close of a channel that arrive before the host installed its callbacks are kept, in order, and
   delivered when it does (nothing is lost between the ``datachannel`` event and the stream).
 * the connection state is ``connectionState`` (``connectionstatechange``), derived from
@@ -66,6 +69,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GATHERING_TIMEOUT = 2.0
+# js_glue/ffi.js batchMessages: a batch goes at this size at the latest; while traffic is dense
+# (the last batch held BATCH_DENSE messages or more) a batch gathers for BATCH_DELAY_MS
+BATCH_BYTES = 1024 * 1024
+BATCH_DELAY_MS = 3
+BATCH_DENSE = 4
 
 
 def rtc_configuration(config: WebRTCConfig) -> dict:
@@ -100,10 +108,15 @@ class BrowserDataChannel(RTCDataChannel):
         self._pending: deque[bytes | None] = deque()  # messages, then None for the close
         self._flush_scheduled = False
         self._close_reported = False
+        self._batch: Any = None  # js_glue/ffi.js batchMessages handle, when the page has it
         channel.binaryType = "arraybuffer"
         self._listeners = JsListeners(bridge)
         self._listeners.add(channel, "open", self._js_open)
-        self._listeners.add(channel, "message", self._js_message)
+        ffi = bridge.ffi
+        if ffi is not None:
+            self._listeners.attach("message", self._js_batch, self._start_batches)
+        else:
+            self._listeners.add(channel, "message", self._js_message)
         self._listeners.add(channel, "close", self._js_close)
         self._listeners.add(channel, "bufferedamountlow", self._js_low)
         self._listeners.add(channel, "error", self._js_error)
@@ -173,7 +186,23 @@ class BrowserDataChannel(RTCDataChannel):
         data = event.data
         self._deliver_message(data.encode() if isinstance(data, str) else data.to_bytes())
 
+    def _start_batches(self, proxy: Any) -> Callable[[], None]:
+        self._batch = self._bridge.ffi.batchMessages(self._ch, proxy, BATCH_BYTES, BATCH_DELAY_MS, BATCH_DENSE)
+        return self._batch.stop
+
+    def _js_batch(self, data: Any) -> None:
+        """A batch from js_glue/ffi.js: the channel's messages since the last one, joined (the
+        framing is self-delimiting), or one text message."""
+        self._deliver_message(data.encode() if isinstance(data, str) else data.to_bytes())
+
+    def _flush_batch(self) -> None:
+        """Deliver what the batcher holds now: before the channel's close is reported, so that
+        no message is lost or overtaken by the close."""
+        if self._batch is not None and not self._listeners.destroyed:
+            self._batch.flush()
+
     def _js_close(self, _event: Any) -> None:
+        self._flush_batch()
         self._listeners.destroy_soon()
         if self._owner is not None:
             self._owner._forget(self)
@@ -189,6 +218,7 @@ class BrowserDataChannel(RTCDataChannel):
 
     def _released(self) -> None:
         """The peer connection closed: report the close (if not yet) and drop the proxies."""
+        self._flush_batch()
         self._listeners.destroy()
         self._report_close()
 
@@ -211,7 +241,15 @@ class BrowserDataChannel(RTCDataChannel):
             raise ConnectionClosed(f"data channel send failed: {exc}") from None
 
     def send_packed(self, buf, sizes: list[int]) -> None:
-        """Send back-to-back messages from one buffer: one copy into JS, then views of it."""
+        """Send back-to-back messages from one buffer: with js_glue/ffi.js, one call that sends
+        views of the buffer where it lies in the wasm heap; else one copy into JS, then views."""
+        ffi = self._bridge.ffi
+        if ffi is not None and sizes and all(n == sizes[0] for n in sizes[:-1]) and sizes[-1] <= sizes[0]:
+            try:
+                ffi.sendSplit(self._ch, buf, sizes[0])
+            except self._bridge.js_error as exc:
+                raise ConnectionClosed(f"data channel send failed: {exc}") from None
+            return
         u8 = self._bridge.to_js(buf)
         subarray = getattr(u8, "subarray", None)
         pos = 0

@@ -71,7 +71,10 @@ class JsBridge:
     ``to_js(buffer)`` → a ``Uint8Array``; ``to_js_object(dict)`` → a plain JS object (nested dicts
     and lists converted); ``create_proxy(fn)`` → a PyProxy with ``destroy()``; ``js_error``: the
     exception a throwing JS call raises in Python; ``jsnull``: what JS ``null`` becomes where
-    Pyodide does not turn it into ``None`` (``pyodide.ffi.jsnull``, e.g. ``event.candidate``).
+    Pyodide does not turn it into ``None`` (``pyodide.ffi.jsnull``, e.g. ``event.candidate``);
+    ``ffi``: the bulk data paths of ``js_glue/ffi.js`` (``sendSplit``, ``batchMessages``) when the
+    page registered them (``boot.js`` does, as the module ``darkswap_glue``), else ``None``: the
+    adapters then make one call per message, which works the same, only slower.
     """
 
     def __init__(
@@ -82,12 +85,14 @@ class JsBridge:
         create_proxy: Callable[[Callable], Any],
         js_error: type[BaseException] | tuple[type[BaseException], ...],
         jsnull: Any = None,
+        ffi: Any = None,
     ) -> None:
         self.to_js = to_js
         self.to_js_object = to_js_object
         self.create_proxy = create_proxy
         self.js_error = js_error
         self.jsnull = jsnull
+        self.ffi = ffi
 
     def is_null(self, value: Any) -> bool:
         """JS ``null``/``undefined`` as seen from Python."""
@@ -112,11 +117,21 @@ def pyodide_bridge() -> JsBridge:
         except ImportError:
             jsnull = None
 
+        try:
+            import darkswap_glue as ffi  # js_glue/ffi.js, registered by js_glue/boot.js
+        except ImportError:
+            ffi = None
+
         def to_js_object(d: dict) -> Any:
             return to_js(d, dict_converter=js.Object.fromEntries)
 
         _pyodide_bridge = JsBridge(
-            to_js=to_js, to_js_object=to_js_object, create_proxy=create_proxy, js_error=JsException, jsnull=jsnull
+            to_js=to_js,
+            to_js_object=to_js_object,
+            create_proxy=create_proxy,
+            js_error=JsException,
+            jsnull=jsnull,
+            ffi=ffi,
         )
     return _pyodide_bridge
 
@@ -126,17 +141,31 @@ class JsListeners:
 
     def __init__(self, bridge: JsBridge) -> None:
         self._bridge = bridge
-        self._entries: list[tuple[Any, str, Any]] = []
+        self._entries: list[tuple[str, Callable[[], None], Any]] = []  # (what, detach, proxy)
         self.destroyed = False
 
     def add(self, target: Any, event: str, handler: Callable[[Any], None]) -> None:
+        def register(proxy: Any) -> Callable[[], None]:
+            target.addEventListener(event, proxy)
+            return lambda: target.removeEventListener(event, proxy)
+
+        self.attach(event, handler, register)
+
+    def attach(self, what: str, handler: Callable, register: Callable[[Any], Callable[[], None]]) -> None:
+        """Hand ``handler`` to JS as a proxy through ``register(proxy)``, which returns how to
+        detach it again (called by :meth:`destroy` before the proxy is destroyed)."""
         global _live_proxies
         if self.destroyed:
             raise ConnectionClosed("adding a listener after the object was released")
         proxy = self._bridge.create_proxy(handler)
         _live_proxies += 1
-        self._entries.append((target, event, proxy))
-        target.addEventListener(event, proxy)
+        try:
+            detach = register(proxy)
+        except BaseException:
+            proxy.destroy()
+            _live_proxies -= 1
+            raise
+        self._entries.append((what, detach, proxy))
 
     def destroy(self) -> None:
         """Remove every listener and destroy its proxy. Safe to call more than once; never from
@@ -144,11 +173,11 @@ class JsListeners:
         global _live_proxies
         self.destroyed = True
         entries, self._entries = self._entries, []
-        for target, event, proxy in entries:
+        for what, detach, proxy in entries:
             try:
-                target.removeEventListener(event, proxy)
+                detach()
             except Exception as exc:  # noqa: BLE001 - the proxy goes regardless
-                log.debug("removeEventListener(%s): %r", event, exc)
+                log.debug("detaching the %s listener: %r", what, exc)
             proxy.destroy()
             _live_proxies -= 1
 
