@@ -328,6 +328,39 @@ def test_chunking_1_mib_reassembles():
     assert b"".join(x.payload for x in MessageDecoder().feed(b"".join(msgs))) == data
 
 
+def test_a_batch_of_messages_decodes_as_one_payload_with_flags_in_place():
+    """The page hands over several channel messages joined (js_glue/ffi.js batchMessages): the
+    payloads of consecutive data frames come out as one, a flag frame keeps its place."""
+    a = ChannelStream()
+    data = bytes(range(256)) * 200  # 51,200 B: four data messages
+    msgs = a.send(data)
+    assert len(msgs) == 4
+    wire = b"".join(msgs) + joined(JS_FIN) + joined(JS_HELLO)
+    want = [ChannelMessage(None, data), ChannelMessage(Flag.FIN, None), ChannelMessage(None, b"hello")]
+    assert MessageDecoder().feed(wire) == want
+    # cut inside a frame: the held part is completed by the next batch
+    dec = MessageDecoder()
+    cut = len(msgs[0]) + 3
+    first, second = dec.feed(wire[:cut]), dec.feed(wire[cut:])
+    assert first == [ChannelMessage(None, data[: a.max_payload])] and dec.buffered == 0
+    assert b"".join(m.payload for m in second[:1]) == data[a.max_payload :] and second[1:] == want[1:]
+    # the machine: one DataReceived for the batch, then the FIN (answered), later data dropped
+    b = ChannelStream()
+    events = b.receive_message(wire)
+    assert events == [DataReceived(data), RemoteClosedWrite()]
+    assert b.outgoing() == [joined(JS_FIN_ACK)]
+
+
+def test_send_packed_is_send_laid_out_in_one_buffer():
+    a, b = ChannelStream(), ChannelStream()
+    data = bytes(range(251)) * 300
+    buf, sizes = a.send_packed(data)
+    msgs = b.send(data)
+    assert buf == b"".join(msgs) and sizes == [len(m) for m in msgs]
+    assert len(set(sizes[:-1])) == 1 and sizes[-1] <= sizes[0]
+    assert a.send_packed(b"") == (b"", [])
+
+
 def test_smaller_configured_message_size():
     cfg = ChannelStreamConfig(max_message_size=1024)
     a = ChannelStream(cfg)
