@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import ConnectionClosed, DarkSwapError, LimitExceeded, PeerUnreachable, StreamReset, Timeout
+from ..errors import (
+    ConnectionClosed,
+    DarkSwapError,
+    LimitExceeded,
+    PeerUnreachable,
+    StreamClosed,
+    StreamReset,
+    Timeout,
+)
 from ..identity import PeerId
 from ..protocols import webrtc as framing
 from ..protocols import webrtc_signaling as sig
@@ -33,6 +41,8 @@ from .stream import Stream
 log = logging.getLogger(__name__)
 
 INIT_LABEL = "init"
+WRITE_STEP = 256 * 1024  # payload bytes framed at a time
+TX_GATHER = 256 * 1024  # payload of consecutive writes gathered before it is framed and sent
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,14 @@ class WebRTCSettings:
 
 
 class DataChannelStream(Stream):
-    """A libp2p stream over one data channel (framing by :class:`~..protocols.webrtc.ChannelStream`)."""
+    """A libp2p stream over one data channel (framing by :class:`~..protocols.webrtc.ChannelStream`).
+
+    Writes are gathered: the bytes of consecutive writes are framed and sent together at the end
+    of the event loop's turn (or as soon as :data:`TX_GATHER` bytes wait, or before a flag, a
+    backpressure wait or the close), so that an application writing in small pieces still fills
+    whole 16 KiB messages and the channel gets them in bursts. A write that returned has been
+    taken, not necessarily sent; a failure to send surfaces on the next write or close.
+    """
 
     def __init__(self, conn: WebRTCConnection, channel: RTCDataChannel, stream_id: int, *, inbound: bool) -> None:
         super().__init__(conn, stream_id, inbound=inbound)  # type: ignore[arg-type]
@@ -60,6 +77,10 @@ class DataChannelStream(Stream):
         self.machine = framing.ChannelStream(conn.settings.channel)
         self._settings = conn.settings
         self._timer: asyncio.TimerHandle | None = None
+        self._tx: list[bytes] = []  # gathered payload, not framed yet
+        self._tx_bytes = 0
+        self._tx_scheduled = False
+        self._tx_error: DarkSwapError | None = None
         channel.set_buffered_amount_low_threshold(conn.settings.send_high_water // 2)
         channel.on_message = self._on_message
         channel.on_close = self._on_channel_close
@@ -82,6 +103,7 @@ class DataChannelStream(Stream):
             self.channel.close()
 
     def _on_channel_close(self) -> None:
+        self._drop_tx()
         self._apply(self.machine.channel_closed())
         self._writable.set()  # aiortc never fires bufferedamountlow after a close: wake writers here
         if not self._eof:
@@ -118,37 +140,82 @@ class DataChannelStream(Stream):
             self.channel.close()
 
     def _send_raw(self, messages: list[bytes]) -> None:
+        """Send flag messages (and whatever data is gathered first, so that order holds)."""
+        if not messages:
+            return
+        self._flush_tx()
         if self.channel.ready_state != "open":
             return
         for m in messages:
             self.channel.send(m)
 
-    # -- Stream API --------------------------------------------------------------------------
-    async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+    # -- gathered writes ---------------------------------------------------------------------
+    def _gather(self, chunk: memoryview) -> None:
+        self._tx.append(bytes(chunk))  # a copy: the caller may reuse its buffer once write returns
+        self._tx_bytes += len(chunk)
+        if self._tx_bytes >= TX_GATHER:
+            self._flush_tx()
+        elif not self._tx_scheduled:
+            self._tx_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_tx)
+
+    def _flush_tx(self) -> None:
+        self._tx_scheduled = False
+        if not self._tx:
+            return
+        data = self._tx[0] if len(self._tx) == 1 else b"".join(self._tx)
+        self._drop_tx()
+        if self._reset or self.channel.ready_state != "open":
+            return  # the channel is gone: the next write or close says so
+        try:
+            send_packed = getattr(self.channel, "send_packed", None)
+            if send_packed is not None:  # one buffer across the runtime boundary
+                send_packed(*self.machine.send_packed(data))
+            else:
+                for m in self.machine.send(data):
+                    self.channel.send(m)
+        except DarkSwapError as exc:  # the peer stopped reading, the channel failed under us
+            log.debug("data channel stream %s: gathered data not sent: %s", self.stream_id, exc)
+            self._tx_error = exc
+
+    def _drop_tx(self) -> None:
+        self._tx.clear()
+        self._tx_bytes = 0
+
+    def _check_writable(self) -> None:
         if self._reset:
             raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
-        mv = memoryview(data)
-        step = 256 * 1024
-        for off in range(0, len(mv), step):
-            while self.channel.buffered_amount > self._settings.send_high_water:
+        if self._tx_error is not None:
+            raise self._tx_error
+        if self._write_closed:
+            raise StreamClosed(f"data channel stream {self.stream_id} is closed for writing")
+        if self.channel.ready_state != "open":
+            raise ConnectionClosed("data channel closed")
+        if not self.machine.can_send:
+            self.machine.send(b"")  # raises why (STOP_SENDING from the peer, ...)
+
+    # -- Stream API --------------------------------------------------------------------------
+    async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+        self._check_writable()
+        mv = memoryview(data).cast("B")
+        high = self._settings.send_high_water
+        for off in range(0, len(mv), WRITE_STEP):
+            while self.channel.buffered_amount + self._tx_bytes > high:
+                if self._tx:
+                    self._flush_tx()
+                    continue
                 self._writable.clear()
                 if self.channel.ready_state != "open":
                     break
                 await self._wait(self._writable, timeout, "write")
-            if self._reset:
-                raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
-            if self.channel.ready_state != "open":
-                raise ConnectionClosed("data channel closed")
-            send_packed = getattr(self.channel, "send_packed", None)
-            if send_packed is not None:  # one buffer per write across the runtime boundary
-                send_packed(*self.machine.send_packed(mv[off : off + step]))
-            else:
-                self._send_raw(self.machine.send(mv[off : off + step]))
+            self._check_writable()
+            self._gather(mv[off : off + WRITE_STEP])
 
     async def close(self) -> None:
         if self._write_closed or self._reset:
             return
         self._write_closed = True
+        self._flush_tx()  # gathered data goes before the FIN (after it the machine refuses data)
         self._send_raw(self.machine.close_write(time.monotonic()))
         self._arm_timer()
         if self.machine.is_closed:
@@ -158,6 +225,7 @@ class DataChannelStream(Stream):
         if self._reset:
             return
         self._reset = True
+        self._drop_tx()
         self._readable.set()
         self._writable.set()
         self._send_raw(self.machine.reset())
