@@ -83,6 +83,10 @@ class Network:
     @classmethod
     async def create(cls, config: NetworkConfig | None = None) -> Network:
         config = config or NetworkConfig()
+        if sys.platform == "emscripten":
+            from ..transports import webloop
+
+            webloop.install()  # Pyodide's loop refuses call_at in the past: asyncio timeouts race into it
         identity = config.identity or Identity.generate()
         transports = config.transports if config.transports is not None else default_transports()
         host = Host(identity, transports, config.host)

@@ -156,19 +156,29 @@ class _Peer:
         self.lost(stream)
 
     async def _timer_loop(self) -> None:
-        while True:
-            deadline = self.session.next_deadline()
-            self.wakeup.clear()
-            delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), delay)
-            except TimeoutError:
-                pass
-            self.session.handle_timeout(time.monotonic())
-            self.dispatch()
-            self.write_out()
-            if self.failed is not None and not self.session.data_to_send():
-                return
+        try:
+            while True:
+                deadline = self.session.next_deadline()
+                self.wakeup.clear()
+                delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), delay)
+                except TimeoutError:
+                    pass
+                self.session.handle_timeout(time.monotonic())
+                self.dispatch()
+                self.write_out()
+                if self.failed is not None and not self.session.data_to_send():
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, not the peer: without this task no ack or resend goes out,
+            # so end the session with the reason instead of letting senders wait forever
+            log.exception("messaging with %s: the session timer failed", self.peer)
+            self.failed = dm.SessionClosed(f"the messaging session timer failed: {exc!r}")
+            self.space.set()
+            self.readable.set()
+            self.acked.set()
 
     def schedule_flush(self) -> None:
         if not self.flush_scheduled:

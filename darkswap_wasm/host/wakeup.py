@@ -70,7 +70,8 @@ class Wakeup:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = when
-        self._timer = loop.call_at(when, self._expire, loop)
+        # call_later with a clamped delay, not call_at: Pyodide's loop raises for a time in the past
+        self._timer = loop.call_later(max(0.0, when - loop.time()), self._expire, loop)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None

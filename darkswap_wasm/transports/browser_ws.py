@@ -121,6 +121,9 @@ def pyodide_bridge() -> JsBridge:
             import darkswap_glue as ffi  # js_glue/ffi.js, registered by js_glue/boot.js
         except ImportError:
             ffi = None
+        from . import webloop
+
+        webloop.install()
 
         def to_js_object(d: dict) -> Any:
             return to_js(d, dict_converter=js.Object.fromEntries)

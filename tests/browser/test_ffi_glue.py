@@ -1,4 +1,5 @@
-"""js_glue/ffi.js in Chromium: the bulk data channel paths between Python and the page.
+"""js_glue/ffi.js in Chromium: the bulk data channel paths between Python and the page (and,
+last, the fix for the page's event loop in darkswap_wasm/transports/webloop.py).
 
 ``boot.js`` registers ``sendSplit`` and ``batchMessages`` as the Python module ``darkswap_glue``;
 ``BrowserDataChannel`` uses them when the page has them. Here they run against a JS stand-in for
@@ -177,3 +178,31 @@ json.dumps({'order': order, 'got2': [len(g) for g in got2], 'events2': events2,
     assert out["order"] == [["data", 1100], ["close", 1100]], out
     assert out["got2"] == [50] and out["events2"] == [["data", 50], ["close", 50]], out
     assert out["proxies_freed"], out
+
+
+def test_the_page_loop_accepts_timeouts_a_hair_away_once_the_bridge_exists(page) -> None:
+    """Pyodide's WebLoop.call_at raised ValueError for a time just past (its clock moves in 100 µs
+    steps), killing whatever awaited ``asyncio.wait_for`` with a tiny delay; pyodide_bridge() and
+    Network.create install the fix (transports/webloop.py)."""
+    out = run(
+        page,
+        """
+from pyodide.webloop import WebLoop
+fixed = getattr(WebLoop.call_at, "_darkswap_call_at_clamped", False)
+loop = asyncio.get_running_loop()
+ran = []
+loop.call_at(loop.time() - 1.0, ran.append, 1)        # the past: at once, as asyncio does
+await asyncio.sleep(0.01)
+ev = asyncio.Event()
+errors = 0
+for i in range(3000):
+    try:
+        await asyncio.wait_for(ev.wait(), (i % 50) * 2e-6)
+    except TimeoutError:
+        pass
+    except ValueError:
+        errors += 1
+json.dumps({'fixed': fixed, 'ran': ran, 'errors': errors})
+""",
+    )
+    assert out == {"fixed": True, "ran": [1], "errors": 0}, out

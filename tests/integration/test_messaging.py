@@ -174,6 +174,34 @@ async def test_a_sender_blocked_on_a_full_buffer_gets_a_clear_error_when_the_ses
         await asyncio.wait_for(blocked, 5)
 
 
+@async_test(timeout=30)
+async def test_a_failing_session_timer_ends_the_session_with_the_reason_instead_of_hanging():
+    """Without its timer a session sends no delayed ack and no resend: a bug there (in a page, a
+    Pyodide loop that refused a timeout, see transports/webloop.py) must surface, not stall."""
+    from darkswap_wasm.protocols.darkswap_msg import SessionClosed
+
+    b = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
+    try:
+        peer = await a.connect(b.listen_addrs()[0])
+        await a.send_message(peer, b"hello")
+        assert await b.receive_message(a.local_peer_id(), timeout=5) == b"hello"
+        p = b._messaging._peers[a.local_peer_id()]
+
+        def boom(now):
+            raise RuntimeError("boom")
+
+        p.session.handle_timeout = boom
+        p.wakeup.set()
+        with pytest.raises(SessionClosed, match="timer failed: RuntimeError"):
+            await b.receive_message(a.local_peer_id(), timeout=5)
+        with pytest.raises(SessionClosed):
+            await b.send_message(a.local_peer_id(), b"x")
+    finally:
+        await a.close()
+        await b.close()
+
+
 @async_test(timeout=60)
 async def test_a_message_larger_than_the_relay_circuit_limit_is_a_clear_error():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")  # default: 128 KiB per circuit

@@ -14,14 +14,14 @@ def count_timers(loop: asyncio.AbstractEventLoop) -> list:
     """Record the timers Wakeup arms on ``loop`` (the instance attribute shadows the method;
     asyncio.sleep's own timers are not counted)."""
     calls: list = []
-    real = loop.call_at
+    real = loop.call_later
 
-    def call_at(when, cb, *args, **kw):
+    def call_later(delay, cb, *args, **kw):
         if getattr(cb, "__self__", None).__class__ is Wakeup:
-            calls.append(when)
-        return real(when, cb, *args, **kw)
+            calls.append(delay)
+        return real(delay, cb, *args, **kw)
 
-    loop.call_at = call_at  # type: ignore[method-assign]
+    loop.call_later = call_later  # type: ignore[method-assign]
     return calls
 
 
@@ -45,6 +45,7 @@ async def test_timeout_returns_false_no_earlier_than_the_deadline() -> None:
     assert await w.wait(0.05) is False
     assert time.monotonic() - t0 >= 0.045
     assert not w.timer_armed  # nothing pending: no timer left behind
+    assert await w.wait(0) is False and await w.wait(-1) is False  # a deadline already passed
 
 
 @async_test(10)
