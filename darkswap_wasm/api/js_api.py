@@ -34,6 +34,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError, DarkSwapError, PeerUnreachable, Timeout
 from ..identity import Identity, PeerId
+from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
 from . import compat
 from .network import Network, NetworkConfig
@@ -186,7 +187,7 @@ class JsDarkSwap:
             box = self._inboxes[peer] = _Inbox()
         if box.task is None or box.task.done():
             box.error = None
-            box.task = asyncio.ensure_future(self._pump(peer, box))
+            box.task = spawn(self._pump(peer, box), f"message pump for {peer}")
         return box
 
     async def _pump(self, peer: PeerId, box: _Inbox) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConnectionClosed, DarkSwapError, ProtocolError, Timeout
 from ..identity import PeerId
 from ..protocols import yamux
+from ..tasks import spawn
 from ..transports.base import RawConnection
 from .stream import Stream
 from .upgrade import ConnectionUpgrade, Upgraded
@@ -92,7 +93,7 @@ class Connection:
     async def start(self) -> None:
         """Run the upgrade; returns once secured and muxed, raises on failure or timeout."""
         self._flush()
-        self._task = asyncio.ensure_future(self._read_loop())
+        self._task = spawn(self._read_loop(), "connection read loop")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self.config.upgrade_timeout)
         except TimeoutError:

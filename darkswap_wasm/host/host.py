@@ -25,6 +25,7 @@ from ..errors import (
 )
 from ..identity import Identity, PeerId
 from ..protocols import identify, multistream, ping
+from ..tasks import spawn
 from ..transports.base import Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .connection import Connection, ConnectionConfig
@@ -308,7 +309,7 @@ class Host:
                 await stream.reset()
 
     def _spawn(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
+        task = spawn(coro, "host task")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -19,6 +19,7 @@ from collections import deque
 from ..errors import ConnectionClosed, DarkSwapError, LimitExceeded, PeerUnreachable, Timeout
 from ..identity import PeerId
 from ..protocols import darkswap_msg as dm
+from ..tasks import spawn
 from .backoff import Backoff
 from .host import TRANSPORT_PREFERENCE, Host
 from .stream import NO_TIMEOUT, Stream
@@ -48,14 +49,14 @@ class _Peer:
         self.redial: asyncio.Task | None = None
         self.wakeup = asyncio.Event()
         self.write_lock = asyncio.Lock()
-        self.timer = asyncio.ensure_future(self._timer_loop())
+        self.timer = spawn(self._timer_loop(), f"messaging timer for {peer}")
 
     # -- I/O -------------------------------------------------------------------------------
     def write_out(self) -> None:
         data = self.session.data_to_send()
         if data and self.stream is not None and not self.stream.is_reset:
             stream = self.stream
-            task = asyncio.ensure_future(self._write(stream, data))
+            task = spawn(self._write(stream, data), "messaging write")
             self.service._tasks.add(task)
             task.add_done_callback(self.service._tasks.discard)
 
@@ -99,13 +100,13 @@ class _Peer:
             self.session.detach(time.monotonic())
             if self.reader is not None:
                 self.reader.cancel()
-            task = asyncio.ensure_future(old.close())
+            task = spawn(old.close(), "closing a replaced messaging stream")
             self.service._tasks.add(task)
             task.add_done_callback(self.service._tasks.discard)
         self.stream = stream
         self.session.attach(time.monotonic())
         self.write_out()
-        self.reader = asyncio.ensure_future(self._read_loop(stream))
+        self.reader = spawn(self._read_loop(stream), f"messaging reader for {self.peer}")
 
     def lost(self, stream: Stream) -> None:
         if self.stream is not stream:
@@ -118,7 +119,7 @@ class _Peer:
     def ensure_attached(self) -> None:
         if self.stream is None and self.failed is None and self.redial is None and not self.service.closed:
             if self.session.unacked_count or self.session.queued_count:
-                self.redial = asyncio.ensure_future(self._reattach())
+                self.redial = spawn(self._reattach(), f"messaging re-attach to {self.peer}")
 
     async def _reattach(self) -> None:
         backoff = Backoff(initial=0.1, maximum=5.0)
@@ -263,7 +264,7 @@ class MessagingService:
         if p.stream is None:
             p.ensure_attached()
         elif TRANSPORT_PREFERENCE.get(conn.transport, 9) < TRANSPORT_PREFERENCE.get(p.stream.conn.transport, 9):
-            task = asyncio.ensure_future(self._migrate(p, conn))
+            task = spawn(self._migrate(p, conn), "messaging migration")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

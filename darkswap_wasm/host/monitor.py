@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import ConnectionClosed, DarkSwapError
 from ..identity import PeerId
+from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
 from .backoff import Backoff
 from .host import Host
@@ -86,7 +87,7 @@ class ConnectionMonitor:
         if conn in self._tasks:
             return
         self.states[conn] = HeartbeatState(self.config, time.monotonic())
-        self._tasks[conn] = asyncio.ensure_future(self._run(conn))
+        self._tasks[conn] = spawn(self._run(conn), "connection monitor")
 
     def _unwatch(self, conn) -> None:
         task = self._tasks.pop(conn, None)
@@ -149,7 +150,7 @@ class Reconnector:
 
     def _on_disconnect(self, peer: PeerId) -> None:
         if peer in self._addrs and peer not in self._tasks and not self.host.closed:
-            self._tasks[peer] = asyncio.ensure_future(self._redial(peer))
+            self._tasks[peer] = spawn(self._redial(peer), f"keep-alive redial of {peer}")
 
     async def _redial(self, peer: PeerId) -> None:
         c = self.config

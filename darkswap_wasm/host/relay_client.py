@@ -32,6 +32,7 @@ from ..protocols.circuit_v2 import (
     StopType,
     status_for_error,
 )
+from ..tasks import spawn
 from ..transports.base import ConnectionHandler, Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .backoff import Backoff
@@ -205,7 +206,7 @@ class ReservationManager:
 
     def start(self) -> None:
         for relay in self._machines:
-            self._tasks.append(asyncio.ensure_future(self._run(relay)))
+            self._tasks.append(spawn(self._run(relay), f"reservation on {relay}"))
 
     async def close(self) -> None:
         for t in self._tasks:

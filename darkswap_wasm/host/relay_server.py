@@ -33,6 +33,7 @@ from ..protocols.circuit_v2 import (
     StopType,
     status_for_error,
 )
+from ..tasks import spawn
 from .host import Host
 from .stream import NO_TIMEOUT, Stream
 
@@ -65,7 +66,7 @@ class RelayService:
         host.on("peer:disconnect", self._on_disconnect)
 
     def start(self) -> None:
-        self._expiry_task = asyncio.ensure_future(self._expire_loop())
+        self._expiry_task = spawn(self._expire_loop(), "relay reservation expiry")
 
     async def close(self) -> None:
         if self._expiry_task is not None:
@@ -158,7 +159,7 @@ class RelayService:
             await src_stream.close()
             return
         await self._reply(src_stream, Status.OK, limit=None if limit.unlimited else limit)
-        task = asyncio.ensure_future(self._splice(circuit, src_stream, dst_stream, limit))
+        task = spawn(self._splice(circuit, src_stream, dst_stream, limit), "relay circuit")
         self._circuits.add(task)
         task.add_done_callback(self._circuits.discard)
 

@@ -31,6 +31,7 @@ from ..errors import (
 from ..identity import PeerId
 from ..protocols import webrtc as framing
 from ..protocols import webrtc_signaling as sig
+from ..tasks import spawn
 from ..transports.webrtc_base import RTCDataChannel, RTCPeerConnection, WebRTCConfig, WebRTCRuntime
 from ..wire.multiaddr import Multiaddr
 from .backoff import Backoff
@@ -294,7 +295,8 @@ class WebRTCConnection:
                 self.settings.disconnected_grace, self._on_state, "failed"
             )
         elif state in ("failed", "closed") and self._closer is None:
-            self._closer = asyncio.ensure_future(self.close(ConnectionClosed(f"WebRTC connection {state}")))
+            closing = self.close(ConnectionClosed(f"WebRTC connection {state}"))
+            self._closer = spawn(closing, "closing a WebRTC connection")
 
     def _on_data_channel(self, channel: RTCDataChannel) -> None:
         if channel.label == INIT_LABEL:
@@ -385,7 +387,7 @@ class WebRTCService:
             return
         if peer in self.failures:
             return  # it failed before: stay relayed (no upgrade loop)
-        task = asyncio.ensure_future(self._auto_upgrade(peer))
+        task = spawn(self._auto_upgrade(peer), f"WebRTC upgrade to {peer}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -570,7 +572,7 @@ class _Trickle:
 
     def start(self, stream: Stream, machine) -> None:
         if self._task is None:
-            self._task = asyncio.ensure_future(self._run(stream, machine))
+            self._task = spawn(self._run(stream, machine), "WebRTC signaling")
 
     async def _run(self, stream: Stream, machine) -> None:
         while True:

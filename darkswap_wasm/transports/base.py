@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ..errors import ConnectionClosed
+from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
 
 
@@ -125,7 +126,7 @@ class QueuedSender:
         self._drained.set()
         self.closed = False
         self.error: BaseException | None = None
-        self._task = asyncio.ensure_future(self._run())
+        self._task = spawn(self._run(), "queued sender")
 
     def write(self, data: bytes) -> None:
         if self.error is not None or self.closed:
