@@ -178,6 +178,9 @@ class DataChannelStream(Stream):
         except DarkSwapError as exc:  # the peer stopped reading, the channel failed under us
             log.debug("data channel stream %s: gathered data not sent: %s", self.stream_id, exc)
             self._tx_error = exc
+        except Exception as exc:  # a runtime adapter broke its contract: say so, and lose nothing silently
+            log.exception("data channel stream %s: sending failed", self.stream_id)
+            self._tx_error = ConnectionClosed(f"data channel send failed: {exc!r}")
 
     def _drop_tx(self) -> None:
         self._tx.clear()

@@ -183,16 +183,15 @@ class BrowserDataChannel(RTCDataChannel):
             self.on_open()
 
     def _js_message(self, event: Any) -> None:
-        data = event.data
-        self._deliver_message(data.encode() if isinstance(data, str) else data.to_bytes())
+        self._js_batch(event.data)
 
     def _start_batches(self, proxy: Any) -> Callable[[], None]:
         self._batch = self._bridge.ffi.batchMessages(self._ch, proxy, BATCH_BYTES, BATCH_DELAY_MS, BATCH_DENSE)
         return self._batch.stop
 
     def _js_batch(self, data: Any) -> None:
-        """A batch from js_glue/ffi.js: the channel's messages since the last one, joined (the
-        framing is self-delimiting), or one text message."""
+        """One message, or a batch from js_glue/ffi.js (the channel's messages since the last
+        one, joined: the framing is self-delimiting), or one text message."""
         self._deliver_message(data.encode() if isinstance(data, str) else data.to_bytes())
 
     def _flush_batch(self) -> None:

@@ -21,8 +21,10 @@ import logging
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCSessionDescription
 from aiortc import RTCPeerConnection as _AioPeerConnection
+from aiortc.exceptions import InvalidStateError
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
+from ..errors import ConnectionClosed
 from .webrtc_base import RTCDataChannel, RTCPeerConnection, WebRTCConfig, WebRTCRuntime
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,10 @@ class AiortcDataChannel(RTCDataChannel):
         self._ch.bufferedAmountLowThreshold = n
 
     def send(self, data: bytes) -> None:
-        self._ch.send(bytes(data))
+        try:
+            self._ch.send(bytes(data))
+        except InvalidStateError as exc:  # not open (any more): as the browser adapter reports it
+            raise ConnectionClosed(f"data channel send failed: {exc}") from None
 
     def close(self) -> None:
         self._ch.close()

@@ -45,7 +45,9 @@ class RTCDataChannel(abc.ABC):
     def buffered_amount(self) -> int: ...
 
     @abc.abstractmethod
-    def send(self, data: bytes) -> None: ...
+    def send(self, data: bytes) -> None:
+        """Queue one binary message; :class:`~darkswap_wasm.errors.ConnectionClosed` when the
+        channel cannot take it (not open, its queue full)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

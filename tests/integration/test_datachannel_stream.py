@@ -161,6 +161,16 @@ async def test_a_failed_deferred_send_surfaces_on_the_next_write_and_close_still
 
 
 @async_test(20)
+async def test_an_adapter_that_raises_something_else_still_fails_the_next_write() -> None:
+    a, b = pair()
+    await a.write(b"lost")
+    a.channel.fail = RuntimeError("adapter bug")  # not the ConnectionClosed the interface promises
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectionClosed, match="adapter bug"):
+        await a.write(b"more")
+
+
+@async_test(20)
 async def test_reset_drops_gathered_data_and_stop_sending_refuses_writes() -> None:
     a, b = pair()
     await a.write(b"never sent")
