@@ -475,26 +475,46 @@ def fetch_wheel(spec: str, cache: Path, py_version: str) -> Path:
 # --------------------------------------------------------------------------- pyodide core
 
 
-def fetch_pyodide_core(cache: Path, version: str) -> Path:
-    tgz = cache / f"pyodide-{version}.tgz"
+def sri_sha512(path: Path) -> str:
+    h = hashlib.sha512()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha512-" + base64.b64encode(h.digest()).decode()
+
+
+def npm_pack(cache: Path, name: str, version: str, integrity: str | None = None) -> Path:
+    """``npm pack name@version`` into the cache (once). With ``integrity`` (the registry's SRI),
+    the tarball must match it, when fetched and when taken from the cache."""
+    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
     if tgz.exists():
         log(f"cached   {tgz.name}")
     else:
-        log(f"npm pack pyodide@{version}")
+        log(f"npm pack {name}@{version}")
         if shutil.which("npm") is None:
-            raise BuildError("npm is not on PATH: needed once to fetch the Pyodide core")
+            raise BuildError(f"npm is not on PATH: needed once to fetch {name}@{version}")
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="build_dist-npm-") as tmp:
             run(
-                ["npm", "pack", f"pyodide@{version}", "--pack-destination", tmp, "--silent"],
+                ["npm", "pack", f"{name}@{version}", "--pack-destination", tmp, "--silent"],
                 cwd=Path(tmp),
-                what=f"npm pack pyodide@{version}",
+                what=f"npm pack {name}@{version}",
             )
             got = list(Path(tmp).glob("*.tgz"))
             if len(got) != 1:
-                raise BuildError(f"npm pack produced {[p.name for p in got]}")
+                raise BuildError(f"npm pack {name}@{version} produced {[p.name for p in got]}")
+            if integrity is not None and sri_sha512(got[0]) != integrity:
+                raise BuildError(
+                    f"npm pack {name}@{version}: integrity {sri_sha512(got[0])} differs from the pinned {integrity}"
+                )
             shutil.move(str(got[0]), str(tgz))
+    if integrity is not None and sri_sha512(tgz) != integrity:
+        raise BuildError(f"{tgz} does not match the pinned integrity of {name}@{version}; delete it to re-download")
     return tgz
+
+
+def fetch_pyodide_core(cache: Path, version: str) -> Path:
+    return npm_pack(cache, "pyodide", version)
 
 
 def extract_core(tgz: Path, dest: Path, version: str) -> None:
@@ -697,43 +717,6 @@ def smoke_test(root: Path, lock: dict) -> None:
 # --------------------------------------------------------------------------- browser (--browser)
 
 
-def sri_sha512(path: Path) -> str:
-    h = hashlib.sha512()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha512-" + base64.b64encode(h.digest()).decode()
-
-
-def npm_pack_pinned(cache: Path, name: str, version: str, integrity: str) -> Path:
-    """``npm pack name@version`` into the cache (once); the tarball must match ``integrity``."""
-    tgz = cache / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if tgz.exists():
-        log(f"cached   {tgz.name}")
-    else:
-        log(f"npm pack {name}@{version}")
-        if shutil.which("npm") is None:
-            raise BuildError(f"npm is not on PATH: needed once to fetch {name}@{version}")
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="build_dist-npm-") as tmp:
-            run(
-                ["npm", "pack", f"{name}@{version}", "--pack-destination", tmp, "--silent"],
-                cwd=Path(tmp),
-                what=f"npm pack {name}@{version}",
-            )
-            got = list(Path(tmp).glob("*.tgz"))
-            if len(got) != 1:
-                raise BuildError(f"npm pack {name}@{version} produced {[p.name for p in got]}")
-            if sri_sha512(got[0]) != integrity:
-                raise BuildError(
-                    f"npm pack {name}@{version}: integrity {sri_sha512(got[0])} differs from the pinned {integrity}"
-                )
-            shutil.move(str(got[0]), str(tgz))
-    if sri_sha512(tgz) != integrity:
-        raise BuildError(f"{tgz} does not match the pinned integrity of {name}@{version}; delete it to re-download")
-    return tgz
-
-
 def _caret_satisfied(spec: str, version: str) -> bool:
     m = re.fullmatch(r"\^(\d+)\.(\d+)\.(\d+)", spec.strip())
     v = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", version)
@@ -759,7 +742,7 @@ def build_vendor(cache: Path, dest: Path) -> dict:
     manifest: dict[str, dict] = {}
     packages: dict[str, dict] = {}
     for name, (version, integrity) in BROWSER_NPM.items():
-        tgz = npm_pack_pinned(cache, name, version, integrity)
+        tgz = npm_pack(cache, name, version, integrity)
         files: dict[str, str] = {}
         outdir = dest / name
         outdir.mkdir(parents=True, exist_ok=True)
