@@ -91,3 +91,16 @@ class CryptoBackendUnavailable(DarkSwapError):
     """No crypto backend is available in this runtime."""
 
     CODE = "CRYPTO_BACKEND_UNAVAILABLE"
+
+
+class InvalidArgument(DarkSwapError, ValueError):
+    """A caller passed a value of the wrong type or form (e.g. a JS API argument)."""
+
+    CODE = "INVALID_ARGUMENT"
+
+
+class InvalidPeerId(InvalidArgument, DecodeError):
+    """A string (or value) is not a peer ID. Also a :class:`DecodeError` (it failed to decode),
+    but its code is ``INVALID_ARGUMENT``: peer IDs as text almost always come from a caller."""
+
+    CODE = "INVALID_ARGUMENT"

@@ -1,5 +1,11 @@
 // Types of the DarkSwap JS API: dist/darkswap.js (classic script, global `DarkSwapWasm`) and
 // dist/darkswap.mjs (ES module exporting `DarkSwapWasm`, `DarkSwapError`, default DarkSwapWasm).
+//
+// Units: every duration is in MILLISECONDS (ping's result, `timeout` options, waitForReservations).
+// Errors: every method returning a Promise rejects (never throws synchronously) with a
+// DarkSwapError carrying a stable `code`, bad arguments included (INVALID_ARGUMENT). The sync
+// methods (local_peer_id, listen_addrs, info, on, off, once) throw. `null` and `undefined` are the
+// same as an omitted argument or option.
 
 /** The networks `new_with_defaults` knows. All start with no default relays: pass `relays`. */
 export type NetworkName = "regtest" | "testnet" | "mainnet";
@@ -31,7 +37,7 @@ export type ErrorCode =
   | "SESSION_CLOSED"
   | "COMPRESSION_ERROR"
   | "CRYPTO_BACKEND_UNAVAILABLE"
-  | "INVALID_ARGUMENT" // a bad argument (type, peer ID, unknown event)
+  | "INVALID_ARGUMENT" // a bad argument (type, peer ID, duration, unknown event)
   | "CLOSED" // the instance was closed
   | "CANCELLED"
   | "RUNTIME_UNAVAILABLE" // Pyodide or the wheels could not be loaded
@@ -65,7 +71,14 @@ export interface Options {
   webrtc?: boolean | WebRTCOptions;
   /** false: announce no zstd (messages uncompressed). Default true when the zstd wasm loaded. */
   compression?: boolean;
-  /** Seconds new_with_defaults waits for every relay reservation (default 10; 0: do not wait). */
+  /**
+   * Milliseconds new_with_defaults waits for a reservation on every relay (default 10000; 0: do
+   * not wait, resolve at once). At the deadline: if NO relay gave a reservation, the promise
+   * rejects with code "RELAY_RESERVATION_FAILED" and a message naming each relay address once
+   * with its last error (the node is closed); if some but not all did, it resolves and a
+   * "relay:warning" event (relay peer ID, reason) is emitted per missing relay (replayed to the
+   * first listener; those relays keep being retried in the background).
+   */
   waitForReservations?: number;
   /** false: do not load webrtc-adapter (default: loaded once per page, before WebRTC is used). */
   adapter?: boolean;
@@ -124,6 +137,8 @@ export interface EventMap {
   "connection:close": (peerId: PeerId, transport: Transport) => void;
   "relay:reserved": (relayPeerId: PeerId) => void;
   "relay:lost": (relayPeerId: PeerId) => void;
+  /** new_with_defaults resolved without a reservation on this relay (see waitForReservations). */
+  "relay:warning": (relayPeerId: PeerId, reason: string) => void;
   close: () => void;
 }
 
@@ -142,15 +157,16 @@ export declare class DarkSwapWasm {
   listen_addrs(): Multiaddr[];
   info(): Info;
   connect(multiaddr: Multiaddr): Promise<PeerId>;
-  /** Round trip time in milliseconds. */
+  /** Round trip time in milliseconds (the Python API's Network.ping is in seconds). */
   ping(peerId: PeerId): Promise<number>;
   create_webrtc_data_channel(peerId: PeerId): Promise<ChannelInfo>;
   /** Resolves with the message's sequence number once queued. */
   send_webrtc_message(peerId: PeerId, data: Uint8Array | ArrayBuffer | ArrayBufferView): Promise<number>;
   send_message(peerId: PeerId, data: Uint8Array | ArrayBuffer | ArrayBufferView): Promise<number>;
-  wait_delivered(peerId: PeerId, seq: number, options?: { timeout?: number }): Promise<true>;
-  /** The next message from the peer, in order. `timeout` in seconds (default: wait forever). */
-  receive_webrtc_message(peerId: PeerId, options?: { timeout?: number }): Promise<Uint8Array>;
+  /** Resolves once the peer acknowledged `seq`. `timeout` in milliseconds (default 30000); "TIMEOUT" after it. */
+  wait_delivered(peerId: PeerId, seq: number, options?: { timeout?: number | null } | null): Promise<true>;
+  /** The next message from the peer, in order. `timeout` in milliseconds (default: wait forever); "TIMEOUT" after it. */
+  receive_webrtc_message(peerId: PeerId, options?: { timeout?: number | null } | null): Promise<Uint8Array>;
   connections(peerId?: PeerId): Promise<ConnectionInfo[]>;
   on<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
   off<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;

@@ -16,6 +16,10 @@
  * Errors are DarkSwapError objects (an Error subclass) with a stable `code` (the Python
  * exception's CODE: PEER_UNREACHABLE, TIMEOUT, RELAY_RESERVATION_FAILED, PROTOCOL_ERROR,
  * LIMIT_EXCEEDED, CONFIG_ERROR, INVALID_ARGUMENT, CLOSED, ...), never Python tracebacks.
+ * Every method that returns a Promise reports every failure, bad arguments included, as a
+ * rejection (it never throws synchronously); the sync methods (local_peer_id, listen_addrs, info,
+ * on, off, once) throw. Durations are milliseconds everywhere (ping's result, options.timeout,
+ * waitForReservations).
  */
 (function (root) {
   "use strict";
@@ -23,7 +27,7 @@
   var SCRIPT_URL =
     typeof document !== "undefined" && document.currentScript && document.currentScript.src ? document.currentScript.src : null;
 
-  var EVENTS = ["message", "peer:connect", "peer:disconnect", "connection:open", "connection:close", "relay:reserved", "relay:lost", "close"];
+  var EVENTS = ["message", "peer:connect", "peer:disconnect", "connection:open", "connection:close", "relay:reserved", "relay:lost", "relay:warning", "close"];
 
   class DarkSwapError extends Error {
     constructor(code, message, pythonType) {
@@ -54,6 +58,19 @@
   function asPeerId(peerId) {
     if (typeof peerId !== "string" || !peerId) throw fail("INVALID_ARGUMENT", "peerId must be a peer ID string (12D3KooW...)");
     return peerId;
+  }
+
+  function asOptions(options, what) {
+    if (options == null) return {};
+    if (typeof options !== "object" || Array.isArray(options)) throw fail("INVALID_ARGUMENT", what + " must be an object (or omitted)");
+    return options;
+  }
+
+  /** A duration in milliseconds; null/undefined stay null (the method's default). */
+  function asMs(value, what) {
+    if (value == null) return null;
+    if (typeof value !== "number" || !isFinite(value) || value < 0) throw fail("INVALID_ARGUMENT", what + " must be a number of milliseconds >= 0");
+    return value;
   }
 
   function makeApi(scriptUrl) {
@@ -162,7 +179,8 @@
        */
       static async new_with_defaults(network, options) {
         if (typeof network !== "string") throw fail("INVALID_ARGUMENT", "network must be \"regtest\", \"testnet\" or \"mainnet\"");
-        options = options || {};
+        options = asOptions(options, "options");
+        asMs(options.waitForReservations, "options.waitForReservations");
         var rt;
         try {
           rt = await runtime(options);
@@ -195,7 +213,7 @@
 
       /** Boot the runtime now (optional: new_with_defaults does it); resolves to its info. */
       static async preload(options) {
-        var rt = await runtime(options || {});
+        var rt = await runtime(asOptions(options, "options"));
         return rt.info;
       }
 
@@ -236,13 +254,13 @@
       }
 
       /** Dial a full multiaddr (direct /ws, or <relay>/p2p-circuit/p2p/<peer>); resolves to the peer ID. */
-      connect(multiaddr) {
-        if (typeof multiaddr !== "string") return Promise.reject(fail("INVALID_ARGUMENT", "multiaddr must be a string"));
+      async connect(multiaddr) {
+        if (typeof multiaddr !== "string") throw fail("INVALID_ARGUMENT", "multiaddr must be a string");
         return this._call("connect", [multiaddr]);
       }
 
       /** Round trip time to a connected (or reachable) peer, in milliseconds. */
-      ping(peerId) {
+      async ping(peerId) {
         return this._call("ping", [asPeerId(peerId)]);
       }
 
@@ -251,63 +269,48 @@
        * relay first). Resolves to {transport, remoteAddr} of the best connection afterwards:
        * "webrtc", or "relay" when WebRTC is unavailable or failed (no error: traffic stays relayed).
        */
-      create_webrtc_data_channel(peerId) {
-        try {
-          return this._call("create_webrtc_data_channel", [asPeerId(peerId)]);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+      async create_webrtc_data_channel(peerId) {
+        return this._call("create_webrtc_data_channel", [asPeerId(peerId)]);
       }
 
       /** Queue a message (DarkSwap messaging: batched, zstd-compressed, exactly once, in order). Resolves to its sequence number. */
-      send_webrtc_message(peerId, data) {
-        try {
-          return this._call("send_webrtc_message", [asPeerId(peerId), asBytes(data)]);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+      async send_webrtc_message(peerId, data) {
+        return this._call("send_webrtc_message", [asPeerId(peerId), asBytes(data)]);
       }
 
       /** Like send_webrtc_message, on whatever connection reaches the peer now (no WebRTC attempt). */
-      send_message(peerId, data) {
-        try {
-          return this._call("send_message", [asPeerId(peerId), asBytes(data)]);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+      async send_message(peerId, data) {
+        return this._call("send_message", [asPeerId(peerId), asBytes(data)]);
       }
 
-      /** Resolves once the peer acknowledged every message up to `seq`. */
-      wait_delivered(peerId, seq, options) {
-        var timeout = options && options.timeout != null ? options.timeout : 30;
-        return this._call("wait_delivered", [asPeerId(peerId), seq, timeout]);
+      /** Resolves once the peer acknowledged every message up to `seq`. options.timeout in ms (default 30000). */
+      async wait_delivered(peerId, seq, options) {
+        asPeerId(peerId);
+        if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw fail("INVALID_ARGUMENT", "seq must be a sequence number (an integer >= 0) from send_*");
+        var timeout = asMs(asOptions(options, "options").timeout, "options.timeout");
+        return this._call("wait_delivered", [peerId, seq, timeout]);
       }
 
-      /** The next message from `peerId` (a Uint8Array), in order. options.timeout in seconds. */
-      receive_webrtc_message(peerId, options) {
-        try {
-          var timeout = options && options.timeout != null ? Number(options.timeout) : null;
-          return this._call("receive_webrtc_message", [asPeerId(peerId), timeout]);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+      /** The next message from `peerId` (a Uint8Array), in order. options.timeout in ms (default: wait forever). */
+      async receive_webrtc_message(peerId, options) {
+        asPeerId(peerId);
+        var timeout = asMs(asOptions(options, "options").timeout, "options.timeout");
+        return this._call("receive_webrtc_message", [peerId, timeout]);
       }
 
       /** Live connections (to `peerId`, or all), best first: [{transport, peerId, remoteAddr, direction, openedAt}]. */
-      connections(peerId) {
-        try {
-          return this._call("connections", peerId == null ? [] : [asPeerId(peerId)]);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+      async connections(peerId) {
+        return this._call("connections", peerId == null ? [] : [asPeerId(peerId)]);
       }
 
       // ---------------------------------------------------------------- events
       /**
        * Listen: "message" (peerId, Uint8Array), "peer:connect"/"peer:disconnect" (peerId),
        * "connection:open"/"connection:close" (peerId, transport), "relay:reserved"/"relay:lost"
-       * (relay peer ID), "close" (). A "relay:reserved" or "peer:connect" listener is also
-       * told, right after it is added, about the reservations/peers that exist already.
+       * (relay peer ID), "relay:warning" (relay peer ID, reason: new_with_defaults got no
+       * reservation on it in time), "close" (). A "relay:reserved", "peer:connect" or
+       * "relay:warning" listener is also told, right after it is added, about the
+       * reservations/peers/warnings that exist already.
        */
       on(event, fn) {
         if (EVENTS.indexOf(event) < 0) throw fail("INVALID_ARGUMENT", "unknown event " + JSON.stringify(event) + "; one of " + EVENTS.join(", "));
@@ -343,9 +346,9 @@
           this.info().reservations.forEach(function (r) {
             args.push([r]);
           });
-        } else if (event === "peer:connect" && this._pending) {
+        } else if ((event === "peer:connect" || event === "relay:warning") && this._pending) {
           this._pending.forEach(function (p) {
-            if (p[0] === "peer:connect") args.push(p[1]);
+            if (p[0] === event) args.push(p[1]);
           });
         }
         if (args.length) {

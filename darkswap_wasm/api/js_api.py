@@ -18,6 +18,13 @@ bounded (:data:`PULL_LIMIT` bytes per peer): without ``message`` listeners the p
 reading at the bound (backpressure reaches the sender); with listeners the oldest kept copies
 are dropped (the listeners had them).
 
+Arguments cross in one place, :meth:`JsDarkSwap.call` / :meth:`~JsDarkSwap.call_sync` (and
+:func:`create`): ``to_py()``, then JS ``null`` (``pyodide.ffi.jsnull``, which Pyodide keeps apart
+from ``None``) and ``undefined`` become ``None`` at every depth (:func:`_to_py`), so a method's
+``None`` default means "omitted, null or undefined" from JavaScript. Durations are milliseconds on
+this side as in JS (``ping``'s result, every ``timeout``, ``waitForReservations``); the Python API
+(:class:`~darkswap_wasm.api.network.Network`) below it speaks seconds.
+
 Like the browser adapters, nothing here imports ``js`` or ``pyodide`` at import time.
 """
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..errors import ConfigError, DarkSwapError, PeerUnreachable, Timeout
+from ..errors import ConfigError, DarkSwapError, InvalidArgument, PeerUnreachable, Timeout
 from ..identity import Identity, PeerId
 from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 PULL_LIMIT = 16 * 1024 * 1024  # bytes of received messages kept per peer for receive_webrtc_message
 WEBRTC_RETRY_AFTER = 60.0  # s: after a failed upgrade, sends go relayed without retrying until then
+WAIT_DELIVERED_MS = 30_000.0  # default timeout of wait_delivered
+WAIT_FOR_RESERVATIONS_MS = 10_000.0  # default of the waitForReservations option
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,35 @@ NETWORKS: dict[str, NetworkDefaults] = {
 }
 
 
-def _to_py(value: Any) -> Any:
+def _to_py(value: Any, jsnull: Any = None) -> Any:
+    """A JS value as plain Python: ``to_py()`` on a JsProxy, then every JS ``null`` (``jsnull``:
+    the bridge's ``pyodide.ffi.jsnull``) or ``undefined`` (``None`` already) → ``None``, nested
+    in lists and objects too (``{timeout: null}`` → ``{"timeout": None}``)."""
+    if value is None or (jsnull is not None and value is jsnull):
+        return None
     to_py = getattr(value, "to_py", None)
-    return to_py() if callable(to_py) else value
+    if callable(to_py):
+        value = to_py()
+    return _nulls_to_none(value, jsnull)
+
+
+def _nulls_to_none(value: Any, jsnull: Any) -> Any:
+    if value is None or (jsnull is not None and value is jsnull):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls_to_none(v, jsnull) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls_to_none(v, jsnull) for v in value]
+    return value
+
+
+def _ms(value: Any, what: str, default: float | None) -> float | None:
+    """A JS duration: ``None`` (omitted/null/undefined) → ``default``; else a finite number ≥ 0."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"{what} must be a number of milliseconds >= 0, not {value!r}")
+    return float(value)
 
 
 def error_envelope(exc: BaseException) -> dict:
@@ -126,6 +162,7 @@ class JsDarkSwap:
         self._closed = False
         self._rtc_failed: dict[PeerId, float] = {}
         self._dropped = 0
+        self._jsnull = getattr(bridge, "jsnull", None)
         host = net.host
         host.on("peer:connect", self._on_peer_connect)
         host.on("peer:disconnect", lambda p: self._emit("peer:disconnect", str(p)))
@@ -152,7 +189,7 @@ class JsDarkSwap:
             method = getattr(self, "js_" + str(name), None)
             if method is None or not asyncio.iscoroutinefunction(method):
                 raise ConfigError(f"DarkSwapWasm has no async method {name!r}")
-            value = await method(*list(_to_py(args) or []))
+            value = await method(*(_to_py(args, self._jsnull) or []))
             return self._envelope(value)
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -164,7 +201,7 @@ class JsDarkSwap:
             method = getattr(self, "js_" + str(name), None)
             if method is None or asyncio.iscoroutinefunction(method):
                 raise ConfigError(f"DarkSwapWasm has no method {name!r}")
-            return self._envelope(method(*list(_to_py(args) or [])))
+            return self._envelope(method(*(_to_py(args, self._jsnull) or [])))
         except Exception as exc:  # noqa: BLE001
             return self._bridge.to_js_object(error_envelope(exc))
 
@@ -268,6 +305,7 @@ class JsDarkSwap:
         return str(await self.net.connect(addr))
 
     async def js_ping(self, peer: str) -> float:
+        """Round trip time in milliseconds."""
         return await self.net.ping(PeerId.coerce(peer)) * 1000.0
 
     async def js_create_webrtc_data_channel(self, peer: str) -> Any:
@@ -308,17 +346,23 @@ class JsDarkSwap:
         self._ensure_pump(pid)
         return await self.net.send_message(pid, _bytes(data))
 
-    async def js_wait_delivered(self, peer: str, seq: int, timeout: float = 30.0) -> bool:
-        await self.net.wait_delivered(PeerId.coerce(peer), int(seq), float(timeout))
+    async def js_wait_delivered(self, peer: str, seq: int, timeout_ms: float | None = None) -> bool:
+        """Resolves once ``peer`` acknowledged ``seq``; ``timeout_ms`` default 30 000."""
+        pid = PeerId.coerce(peer)
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise InvalidArgument(f"seq must be a sequence number (an integer >= 0), not {seq!r}")
+        timeout = _ms(timeout_ms, "timeout", WAIT_DELIVERED_MS)
+        await self.net.wait_delivered(pid, seq, timeout / 1000.0)
         return True
 
-    async def js_receive_webrtc_message(self, peer: str, timeout: float | None = None) -> Any:
-        """The next message from ``peer`` (a ``Uint8Array``), in order; ``timeout`` in seconds."""
+    async def js_receive_webrtc_message(self, peer: str, timeout_ms: float | None = None) -> Any:
+        """The next message from ``peer`` (a ``Uint8Array``), in order; ``timeout_ms`` None: forever."""
         pid = PeerId.coerce(peer)
+        timeout = _ms(timeout_ms, "timeout", None)
         box = self._ensure_pump(pid)
         if box is None:
             raise ConfigError(f"{pid} is a relay: it sends no DarkSwap messages")
-        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout / 1000.0
         while not box.items:
             if box.error is not None:  # the session failed or ended; a new connection restarts the pump
                 raise box.error
@@ -327,11 +371,11 @@ class JsDarkSwap:
             box.readable.clear()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise Timeout(f"no message from {pid} within {timeout:g} s")
+                raise Timeout(f"no message from {pid} within {timeout:g} ms")
             try:
                 await asyncio.wait_for(box.readable.wait(), remaining)
             except TimeoutError:
-                raise Timeout(f"no message from {pid} within {timeout:g} s") from None
+                raise Timeout(f"no message from {pid} within {timeout:g} ms") from None
         data = box.items.popleft()
         box.nbytes -= len(data)
         if box.nbytes <= PULL_LIMIT:
@@ -362,12 +406,12 @@ def _bytes(data: Any) -> bytes:
     raise TypeError("data must be a Uint8Array (or an ArrayBuffer / typed array)")
 
 
-def _options(raw: Any) -> dict:
-    opts = _to_py(raw) if raw is not None else {}
+def _options(raw: Any, jsnull: Any = None) -> dict:
+    opts = _to_py(raw, jsnull)
     if opts is None:
         return {}
     if not isinstance(opts, dict):
-        raise ConfigError("options must be an object")
+        raise InvalidArgument("options must be an object")
     return opts
 
 
@@ -379,16 +423,18 @@ async def create(network: str, options: Any = None, emit: Any = None, env: Any =
     ``identity`` (a 32-byte seed as ``Uint8Array``), ``listen`` (multiaddrs; a page usually has
     none), ``webrtc`` (``false`` to stay relayed; or ``{iceServers, allowedNetworks,
     iceUsername, iceCredential, rtcConfiguration}``), ``compression`` (``false`` to announce no
-    zstd), ``waitForReservations`` (seconds to wait for every relay reservation; default 10, 0 =
-    do not wait). ``env``: what ``js_glue/compat.js`` collected (``userAgent``, ``uaData``,
-    ``features``) and the constructors (``WebSocket``, ``RTCPeerConnection``).
+    zstd), ``waitForReservations`` (milliseconds to wait for the relay reservations; default
+    10 000, 0 = do not wait; see :func:`_await_reservations` for what happens at the deadline).
+    ``env``: what ``js_glue/compat.js`` collected (``userAgent``, ``uaData``, ``features``) and
+    the constructors (``WebSocket``, ``RTCPeerConnection``).
     """
     if bridge is None:
         from ..transports.browser_ws import pyodide_bridge
 
         bridge = pyodide_bridge()
     try:
-        api = await _create(str(network), _options(options), emit, env, bridge)
+        jsnull = getattr(bridge, "jsnull", None)
+        api = await _create(str(network), _options(options, jsnull), emit, _to_py_env(env, jsnull), bridge)
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -409,20 +455,21 @@ async def _create(network: str, opts: dict, emit: Any, env: Any, bridge: Any) ->
     defaults = NETWORKS.get(network)
     if defaults is None:
         raise ConfigError(f"unknown network {network!r}: use one of {', '.join(NETWORKS)}")
-    env_d = env if env is not None else {}
-    get = (lambda k: getattr(env_d, k, None)) if not isinstance(env_d, dict) else env_d.get
+    wait_ms = _ms(opts.get("waitForReservations"), "waitForReservations", WAIT_FOR_RESERVATIONS_MS)
+    get = env.get
     ws_ctor = get("WebSocket")
     rtc_ctor = get("RTCPeerConnection")
     if ws_ctor is None:
         raise ConfigError("this page has no WebSocket: DarkSwapWasm cannot reach a relay")
 
     relays = list(dict.fromkeys([*defaults.relays, *[str(a) for a in opts.get("relays") or []]]))
-    relay_peers = set()
+    relay_addrs: dict[PeerId, str] = {}  # one address per relay: the last, as ReservationManager keeps
     for a in relays:
         m = Multiaddr(a)
         if m.value_for("p2p") is None:
             raise ConfigError(f"a relay address needs /p2p/<relay peer id>: {a}")
-        relay_peers.add(PeerId.from_string(m.value_for("p2p")))
+        relay_addrs[PeerId.from_string(m.value_for("p2p"))] = a
+    relay_peers = set(relay_addrs)
 
     seed = opts.get("identity")
     identity = Identity.from_seed(_bytes(seed)) if seed is not None else Identity.generate()
@@ -441,9 +488,9 @@ async def _create(network: str, opts: dict, emit: Any, env: Any, bridge: Any) ->
             extra=extra,
         )
     )
-    features = _to_py(get("features")) or {}
+    features = get("features") or {}
     ua = str(get("userAgent") or "")
-    ua_data = _to_py(get("uaData")) or None
+    ua_data = get("uaData") or None
     plan = compat.plan(ua, ua_data, features, settings, want_webrtc=want_webrtc)
     for note in plan.notes:
         log.info("compat: %s", note)
@@ -465,9 +512,86 @@ async def _create(network: str, opts: dict, emit: Any, env: Any, bridge: Any) ->
     emit_fn = emit if emit is not None else (lambda *a: None)
     net = await Network.create(config)
     api = JsDarkSwap(net, network, emit_fn, bridge, relay_peers, plan)
-    wait = float(opts.get("waitForReservations", 10.0) or 0.0)
-    if relays and wait > 0:
-        deadline = time.monotonic() + wait
-        while len(net.reservations()) < len(relays) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    if relay_addrs and wait_ms > 0:
+        try:
+            await _await_reservations(api, relay_addrs, wait_ms)
+        except BaseException:
+            await api.js_close()
+            raise
     return api
+
+
+def _to_py_env(env: Any, jsnull: Any) -> dict:
+    """The ``env`` object of :func:`create` as a dict: constructors kept as they are (JsProxies),
+    ``null``/``undefined`` members → ``None``, ``features``/``uaData`` converted."""
+    if env is None or (jsnull is not None and env is jsnull):
+        return {}
+    get = env.get if isinstance(env, dict) else (lambda k: getattr(env, k, None))
+    out = {k: _to_py(get(k), jsnull) if k in ("features", "uaData") else get(k) for k in _ENV_KEYS}
+    return {k: (None if jsnull is not None and v is jsnull else v) for k, v in out.items()}
+
+
+_ENV_KEYS = ("userAgent", "uaData", "features", "WebSocket", "RTCPeerConnection")
+
+
+async def _await_reservations(api: JsDarkSwap, relay_addrs: dict[PeerId, str], wait_ms: float) -> None:
+    """Wait up to ``wait_ms`` for a reservation on every relay, woken by the host's
+    ``relay:reserved`` events. At the deadline: no reservation at all →
+    :class:`~darkswap_wasm.host.relay_client.ReservationFailed` (``RELAY_RESERVATION_FAILED``)
+    naming each relay address once with its last error (``relay:error`` events); some but not
+    all → a ``relay:warning`` event (relay peer ID, reason) per missing relay, and no error (the
+    reservation manager keeps trying those in the background)."""
+    from ..host.relay_client import ReservationFailed
+
+    host = api.net.host
+    missing = set(relay_addrs)
+    errors: dict[PeerId, str] = {}
+    all_reserved = asyncio.Event()
+    waiting = True
+
+    def on_reserved(relay: PeerId) -> None:
+        if waiting:
+            missing.discard(relay)
+            if not missing:
+                all_reserved.set()
+
+    def on_error(relay: PeerId, reason: str) -> None:
+        if waiting and relay in relay_addrs:
+            errors[relay] = reason
+
+    host.on("relay:reserved", on_reserved)  # the host has no off(): the callbacks go quiet instead
+    host.on("relay:error", on_error)
+    for r in api.net.reservations():
+        on_reserved(r.relay)
+    try:
+        if missing:
+            await asyncio.wait_for(all_reserved.wait(), wait_ms / 1000.0)
+    except TimeoutError:
+        pass
+    finally:
+        waiting = False
+    live = {r.relay for r in api.net.reservations()}
+    absent = [relay for relay in relay_addrs if relay not in live]
+    if not absent:
+        return
+
+    def reason(relay: PeerId) -> str:
+        return _without_addr(errors.get(relay) or "no reservation yet, no error either", relay_addrs[relay])
+
+    if not live:
+        raise ReservationFailed(
+            f"no relay reservation within {wait_ms:g} ms (waitForReservations): "
+            + "; ".join(f"{relay_addrs[r]}: {reason(r)}" for r in absent)
+        )
+    for relay in absent:
+        why = f"no reservation on {relay_addrs[relay]} within {wait_ms:g} ms: {reason(relay)}"
+        log.warning("%s", why)
+        api._emit("relay:warning", str(relay), why)
+
+
+def _without_addr(reason: str, addr: str) -> str:
+    """``reason`` with the relay's address (full, or without its /p2p part) said as "the relay":
+    the error message names each address once."""
+    for form in (addr, addr.rsplit("/p2p/", 1)[0]):
+        reason = reason.replace(form, "the relay")
+    return reason

@@ -8,7 +8,8 @@
   voucher, renew before expiry, and after a lost connection or a relay restart redial with
   jittered backoff and reserve again (driven by the sans-I/O
   :class:`~.reservations.ReservationMachine`). While a reservation holds, the host advertises
-  ``<relay>/p2p-circuit/p2p/<self>``.
+  ``<relay>/p2p-circuit/p2p/<self>``. Host events: ``relay:reserved`` / ``relay:lost`` (relay
+  peer ID) and ``relay:error`` (relay peer ID, reason) after each failed dial or reservation.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ class ReservationManager:
                 except DarkSwapError as exc:
                     log.info("relay %s unreachable: %s", relay, exc)
                     machine.failed(time.monotonic(), str(exc))
+                    self.host._emit("relay:error", relay, str(exc))
                 continue
             if action is Action.RESERVE:
                 try:
@@ -271,6 +273,7 @@ class ReservationManager:
                     machine.failed(time.monotonic(), str(exc))
                     if was:
                         self.host._emit("relay:lost", relay)
+                    self.host._emit("relay:error", relay, str(exc))
                 continue
             deadline = machine.next_deadline()
             delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())

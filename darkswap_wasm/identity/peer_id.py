@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 
-from ..errors import DecodeError
+from ..errors import DecodeError, InvalidPeerId
 from ..wire import multibase, varint
 
 MH_IDENTITY = 0x00
 MH_SHA256 = 0x12
 MAX_INLINE_KEY = 42
 MAX_PEER_ID_BYTES = 128
+CID_MULTIBASES = "zumbf"  # the multibase prefixes wire.multibase decodes
+PEER_ID_FORMS = "a base58btc peer ID (12D3KooW… / Qm…) or a CIDv1 (libp2p-key)"
 
 
 class PeerId:
@@ -35,16 +37,26 @@ class PeerId:
 
     @classmethod
     def from_string(cls, text: str) -> PeerId:
+        """Parse the text form; :class:`~darkswap_wasm.errors.InvalidPeerId` (a ``DecodeError``,
+        code ``INVALID_ARGUMENT``) names the text and the forms expected."""
         if not isinstance(text, str):
             raise TypeError(f"peer ID must be a str, not {type(text).__name__}")
         if text.startswith(("Qm", "1")):
-            return cls(multibase.b58decode(text))
-        data = multibase.decode(text)
-        version, pos = varint.decode(data)
-        codec, pos = varint.decode(data, pos)
-        if version != 1 or codec != 0x72:
-            raise DecodeError(f"not a peer ID: {text!r}")
-        return cls(data[pos:])
+            try:
+                return cls(multibase.b58decode(text))
+            except DecodeError as exc:
+                raise _invalid(text, str(exc)) from None
+        if not text or text[0] not in CID_MULTIBASES:  # e.g. "hello": not an attempt at either form
+            raise _invalid(text)
+        try:
+            data = multibase.decode(text)
+            version, pos = varint.decode(data)
+            codec, pos = varint.decode(data, pos)
+            if version != 1 or codec != 0x72:
+                raise DecodeError("a CID, but not a CIDv1 with the libp2p-key codec")
+            return cls(data[pos:])
+        except DecodeError as exc:
+            raise _invalid(text, str(exc)) from None
 
     @classmethod
     def coerce(cls, value: PeerId | str | bytes) -> PeerId:
@@ -52,6 +64,8 @@ class PeerId:
             return value
         if isinstance(value, str):
             return cls.from_string(value)
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise InvalidPeerId(f"a peer ID must be a string (12D3KooW… / Qm… / a CIDv1), not {type(value).__name__}")
         return cls(value)
 
     def to_bytes(self) -> bytes:
@@ -83,6 +97,11 @@ class PeerId:
 
     def __hash__(self) -> int:
         return hash(self._bytes)
+
+
+def _invalid(text: str, detail: str | None = None) -> InvalidPeerId:
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    return InvalidPeerId(f"invalid peer ID {shown!r}: not {PEER_ID_FORMS}" + (f" ({detail})" if detail else ""))
 
 
 def _validate_multihash(mh: bytes) -> None:

@@ -250,13 +250,13 @@ def test_two_pages_exchange_over_webrtc_through_the_js_api(site, relay, tabs, te
         const t0 = performance.now();
         const s1 = await ds.send_webrtc_message(args[0], small);
         const s2 = await ds.send_webrtc_message(args[0], big);
-        await ds.wait_delivered(args[0], s2, { timeout: 60 });
+        await ds.wait_delivered(args[0], s2, { timeout: 60000 });
         return { s1, s2, ms: performance.now() - t0, big: await hex(big) };""",
         ib["peer"],
     )
     got = b.js(
-        """const m1 = await ds.receive_webrtc_message(args[0], { timeout: 30 });
-        const m2 = await ds.receive_webrtc_message(args[0], { timeout: 60 });
+        """const m1 = await ds.receive_webrtc_message(args[0], { timeout: 30000 });
+        const m2 = await ds.receive_webrtc_message(args[0], { timeout: 60000 });
         const ev = window.got;
         return { m1: Array.from(m1), isU8: m1 instanceof Uint8Array && m2 instanceof Uint8Array, n2: m2.length,
                  big: await hex(m2), events: ev.map((e) => [e.peer, e.n, e.isU8]),
@@ -279,7 +279,7 @@ def test_two_pages_exchange_over_webrtc_through_the_js_api(site, relay, tabs, te
         ia["peer"],
     )
     text = a.js(
-        """const m = await ds.receive_webrtc_message(args[0], { timeout: 30 });
+        """const m = await ds.receive_webrtc_message(args[0], { timeout: 30000 });
                    return new TextDecoder().decode(m);""",
         ib["peer"],
     )
@@ -297,7 +297,7 @@ def test_two_pages_exchange_over_webrtc_through_the_js_api(site, relay, tabs, te
         catch (e) { out.badPeer = { code: e.code, isError: e instanceof Error, message: e.message }; }
         try { await ds.send_webrtc_message(args[0], "text"); }
         catch (e) { out.badData = { code: e.code, isError: e instanceof Error }; }
-        try { await ds.receive_webrtc_message(args[0], { timeout: 0.2 }); }
+        try { await ds.receive_webrtc_message(args[0], { timeout: 200 }); }
         catch (e) { out.timeout = { code: e.code, isError: e instanceof Error }; }
         try { await ds.send_webrtc_message(args[0], new Uint8Array(4 * 1024 * 1024 + 1)); }
         catch (e) { out.tooBig = { code: e.code }; }
@@ -346,7 +346,7 @@ def test_es_module_build_works_too(site, relay, tabs, test_net):
         return { t: c.transport, code, isDSE: true };""",
         ia["peer"],
     )
-    got = a.js("return Array.from(await ds.receive_webrtc_message(args[0], { timeout: 30 }));", im["peer"])
+    got = a.js("return Array.from(await ds.receive_webrtc_message(args[0], { timeout: 30000 }));", im["peer"])
     assert out["t"] == "webrtc" and got == [7, 8, 9]
     assert out["code"] == "PEER_UNREACHABLE"
 
@@ -363,17 +363,116 @@ def test_without_rtcpeerconnection_traffic_stays_relayed(site, relay, tabs, test
     out = n.js(
         """const c = await ds.create_webrtc_data_channel(args[0]);
         const s = await ds.send_webrtc_message(args[0], pattern(100000, 7));
-        await ds.wait_delivered(args[0], s, { timeout: 30 });
+        await ds.wait_delivered(args[0], s, { timeout: 30000 });
         return { t: c.transport, conns: (await ds.connections(args[0])).map((c) => c.transport),
                  h: await hex(pattern(100000, 7)) };""",
         ia["peer"],
     )
     assert out["t"] == "relay" and out["conns"] == ["relay"]
-    got = a.js("return await hex(await ds.receive_webrtc_message(args[0], { timeout: 30 }));", inn["peer"])
+    got = a.js("return await hex(await ds.receive_webrtc_message(args[0], { timeout: 30000 }));", inn["peer"])
     assert got == out["h"]
     # and the other way: the page with WebRTC tries, fails over to the relay, the caller does not notice
     a.js("await ds.send_webrtc_message(args[0], new Uint8Array([4, 2])); return null;", inn["peer"])
-    assert n.js("return Array.from(await ds.receive_webrtc_message(args[0], { timeout: 60 }));", ia["peer"]) == [4, 2]
+    assert n.js("return Array.from(await ds.receive_webrtc_message(args[0], { timeout: 60000 }));", ia["peer"]) == [4, 2]
+
+
+# --------------------------------------------------------------------------- edge cases (issue 10, item 5)
+
+BAD_CALLS = """
+const peer = args[0];
+const cases = {
+  pingUndefined: () => ds.ping(),
+  pingNumber: () => ds.ping(42),
+  pingHello: () => ds.ping("hello"),
+  connectNumber: () => ds.connect(5),
+  channelNull: () => ds.create_webrtc_data_channel(null),
+  sendRtcNumber: () => ds.send_webrtc_message(42, new Uint8Array(1)),
+  sendText: () => ds.send_message(peer, "text"),
+  sendHello: () => ds.send_message("hello", new Uint8Array([1])),
+  waitNoSeq: () => ds.wait_delivered(peer),
+  waitNumberPeer: () => ds.wait_delivered(123, 1),
+  waitNegativeSeq: () => ds.wait_delivered(peer, -1),
+  waitBadTimeout: () => ds.wait_delivered(peer, 0, { timeout: -1 }),
+  receiveNull: () => ds.receive_webrtc_message(null),
+  receiveBadOptions: () => ds.receive_webrtc_message(peer, 5),
+  receiveBadTimeout: () => ds.receive_webrtc_message(peer, { timeout: "soon" }),
+  connectionsNumber: () => ds.connections(5),
+  newNumber: () => DarkSwapWasm.new_with_defaults(5),
+  newBadOptions: () => DarkSwapWasm.new_with_defaults("regtest", 5),
+  newBadWait: () => DarkSwapWasm.new_with_defaults("regtest", { waitForReservations: -1 }),
+  preloadBad: () => DarkSwapWasm.preload("x"),
+};
+const out = {};
+for (const [name, fn] of Object.entries(cases)) {
+  let p;
+  try { p = fn(); } catch (e) { out[name] = { threw: true, code: e && e.code, message: String(e && e.message) }; continue; }
+  if (!(p instanceof Promise)) { out[name] = { notPromise: true }; continue; }
+  try { await p; out[name] = { resolved: true }; }
+  catch (e) { out[name] = { code: e && e.code, isError: e instanceof Error, message: String(e && e.message) }; }
+}
+return out;
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_js_api_edge_cases(site, relay, tabs, test_net):
+    a = tabs(site.base_url + "t/classic.html", "edge-a")
+    b = tabs(site.base_url + "t/classic.html", "edge-b")
+    ia = _start(a, relay.addr)
+    ib = _start(b, relay.addr)
+
+    # receive without options, with null options, with undefined / null timeouts
+    b.js(
+        """for (const n of [1, 2, 3, 4, 5]) await ds.send_message(args[0], new Uint8Array([n]));
+        return null;""",
+        ia["peer"],
+    )
+    got = a.js(
+        """const p = args[0];
+        const r = [await ds.receive_webrtc_message(p), await ds.receive_webrtc_message(p, null),
+                   await ds.receive_webrtc_message(p, undefined), await ds.receive_webrtc_message(p, { timeout: null }),
+                   await ds.receive_webrtc_message(p, { timeout: undefined })];
+        return r.map((m) => Array.from(m));""",
+        ib["peer"],
+    )
+    assert got == [[1], [2], [3], [4], [5]]
+
+    # ping: a number of milliseconds
+    rtt = a.js("return await ds.ping(args[0]);", ib["peer"])
+    report(f"ping through the relay: {rtt:.2f} ms")
+    assert isinstance(rtt, (int, float)) and 0.05 < rtt < 30_000, rtt
+
+    # every async method: bad arguments reject (never throw) with INVALID_ARGUMENT
+    bad = a.js(BAD_CALLS, ib["peer"])
+    for name, res in bad.items():
+        assert not res.get("threw") and not res.get("notPromise"), (name, res)
+        assert res.get("code") == "INVALID_ARGUMENT" and res.get("isError"), (name, res)
+        assert "Traceback" not in res["message"] and "float()" not in res["message"], (name, res)
+    assert "peer ID" in bad["sendHello"]["message"] and "multibase" not in bad["sendHello"]["message"], bad["sendHello"]
+    assert "hello" in bad["pingHello"]["message"], bad["pingHello"]
+
+    # an unreachable relay (a free port, a valid peer ID): rejects once the wait is over
+    from darkswap_wasm import Identity
+
+    dead = f"/ip4/127.0.0.1/tcp/{_free_port()}/ws/p2p/{Identity.generate().peer_id}"
+    res = a.js(
+        """const t0 = performance.now();
+        try { const d = await DarkSwapWasm.new_with_defaults("regtest", { relays: [args[0]], waitForReservations: 1500 });
+              await d.close(); return { resolved: true, ms: performance.now() - t0 }; }
+        catch (e) { return { code: e.code, message: e.message, ms: performance.now() - t0 }; }""",
+        dead,
+    )
+    report(f"unreachable relay: rejected after {res['ms']:.0f} ms: {res.get('message')}")
+    assert res.get("code") == "RELAY_RESERVATION_FAILED", res
+    assert 1400 <= res["ms"] < 1500 + 3000, res
+    assert res["message"].count(dead) == 1 and res["message"].count(dead.rsplit("/p2p/", 1)[0]) == 1, res
 
 
 # --------------------------------------------------------------------------- the demo
