@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..errors import ConfigError, DarkSwapError, InvalidArgument, PeerUnreachable, Timeout
+from ..errors import ConfigError, DarkSwapError, InvalidArgument, Timeout
 from ..identity import Identity, PeerId
 from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
@@ -52,7 +52,6 @@ __all__ = ["NETWORKS", "JsDarkSwap", "NetworkDefaults", "create", "error_envelop
 log = logging.getLogger(__name__)
 
 PULL_LIMIT = 16 * 1024 * 1024  # bytes of received messages kept per peer for receive_webrtc_message
-WEBRTC_RETRY_AFTER = 60.0  # s: after a failed upgrade, sends go relayed without retrying until then
 WAIT_DELIVERED_MS = 30_000.0  # default timeout of wait_delivered
 WAIT_FOR_RESERVATIONS_MS = 10_000.0  # default of the waitForReservations option
 
@@ -160,7 +159,6 @@ class JsDarkSwap:
         self._inboxes: dict[PeerId, _Inbox] = {}
         self._listening = False
         self._closed = False
-        self._rtc_failed: dict[PeerId, float] = {}
         self._dropped = 0
         self._jsnull = getattr(bridge, "jsnull", None)
         host = net.host
@@ -212,8 +210,6 @@ class JsDarkSwap:
 
     def _on_connection_open(self, conn) -> None:
         self._emit("connection:open", str(conn.remote_peer), conn.transport)
-        if conn.transport == "webrtc":
-            self._rtc_failed.pop(conn.remote_peer, None)
         self._ensure_pump(conn.remote_peer)
 
     def _ensure_pump(self, peer: PeerId) -> _Inbox | None:
@@ -271,7 +267,7 @@ class JsDarkSwap:
                 "version": __version__,
                 "network": self.network_name,
                 "peerId": str(self.net.local_peer_id()),
-                "webrtc": self.net._webrtc is not None,
+                "webrtc": self.net.webrtc is not None,
                 "compression": backend.name if backend is not None and self.net.config.messaging.compress else None,
                 "reservations": [str(r.relay) for r in self.net.reservations()],
                 "compat": self.plan.as_dict() if self.plan is not None else None,
@@ -310,35 +306,28 @@ class JsDarkSwap:
 
     async def js_create_webrtc_data_channel(self, peer: str) -> Any:
         """A direct WebRTC connection to ``peer`` when possible; else the relayed one (no error:
-        the caller's traffic simply stays on the relay)."""
+        the caller's traffic simply stays on the relay). Waits at most
+        ``WebRTCSettings.upgrade_wait`` for WebRTC; attempts go on in the background after that
+        (``connection:open`` with ``webrtc`` says when it is up)."""
         pid = PeerId.coerce(peer)
         if pid == self.net.local_peer_id():
             raise ConfigError("cannot open a data channel to ourselves")
-        await self.net.host.connection_to(pid)  # PeerUnreachable when nothing reaches it
-        if self.net._webrtc is not None:
+        if self.net.webrtc is not None:
             conn = await self.net.create_webrtc_data_channel(pid)
-            if conn.transport != "webrtc":
-                self._rtc_failed[pid] = time.monotonic()
+        else:
+            conn = await self.net.host.connection_to(pid)  # PeerUnreachable when nothing reaches it
         self._ensure_pump(pid)
-        conns = self.net.connections(pid)
-        if not conns:
-            raise PeerUnreachable(f"the connection to {pid} closed")
-        return self._bridge.to_js_object({"transport": conns[0].transport, "remoteAddr": str(conns[0].remote_addr)})
+        return self._bridge.to_js_object({"transport": conn.transport, "remoteAddr": str(conn.remote_addr)})
 
     async def js_send_webrtc_message(self, peer: str, data: Any) -> int:
-        """Queue ``data`` (a ``Uint8Array``) for ``peer``: over the direct WebRTC connection,
-        made first when there is none; over the relayed path when WebRTC is unavailable or failed
-        (then retried only after :data:`WEBRTC_RETRY_AFTER`). Resolves with the sequence number
-        once queued (DarkSwap messaging: batched, compressed, delivered exactly once in order)."""
+        """Queue ``data`` (a ``Uint8Array``) for ``peer`` (:meth:`Network.send_webrtc_message`:
+        it never waits for WebRTC; an upgrade starts in the background, backed off after failed
+        attempts, and the session moves onto it). Resolves with the sequence number once queued
+        (DarkSwap messaging: batched, compressed, delivered exactly once in order)."""
         pid = PeerId.coerce(peer)
         payload = _bytes(data)
-        webrtc = self.net._webrtc
-        if webrtc is not None and webrtc.webrtc_connection(pid) is None:
-            failed = self._rtc_failed.get(pid)
-            if failed is None or time.monotonic() - failed > WEBRTC_RETRY_AFTER:
-                await self.js_create_webrtc_data_channel(str(pid))
         self._ensure_pump(pid)
-        return await self.net.send_message(pid, payload)
+        return await self.net.send_webrtc_message(pid, payload)
 
     async def js_send_message(self, peer: str, data: Any) -> int:
         """Queue ``data`` for ``peer`` on whatever connection reaches it best (no WebRTC attempt)."""

@@ -113,6 +113,11 @@ class Network:
     def host(self) -> Host:
         return self._host
 
+    @property
+    def webrtc(self) -> WebRTCService | None:
+        """The WebRTC service (``None`` when WebRTC is off in this config or this page)."""
+        return self._webrtc
+
     def local_peer_id(self) -> PeerId:
         return self._host.peer_id
 
@@ -152,16 +157,19 @@ class Network:
             raise ConfigError(f"a keep-alive address needs /p2p/<peer>: {maddr}")
         self._reconnector.keep_alive(PeerId.from_string(peer_text), [maddr])
 
-    async def create_webrtc_data_channel(self, peer: PeerId | str):
-        """Make sure a direct WebRTC connection to ``peer`` exists: reach it (through a shared
-        relay if need be), then upgrade. Returns the best connection to it afterwards: the
-        WebRTC one, or the relayed one when WebRTC could not be established."""
+    async def create_webrtc_data_channel(self, peer: PeerId | str, wait: float | None = None) -> Connection:
+        """Make sure a direct WebRTC connection to ``peer`` is being made: reach it (through a
+        shared relay if need be), then upgrade, waiting at most ``wait`` seconds
+        (``WebRTCSettings.upgrade_wait``; attempts go on in the background after that; a peer
+        whose attempts failed is retried only after ``WebRTCSettings.retry_after``). Returns the
+        best connection to it afterwards: the WebRTC one, or the relayed one meanwhile (the
+        session moves to WebRTC by itself once it is up)."""
         if self._webrtc is None:
             raise ConfigError("WebRTC is disabled in this NetworkConfig")
         peer = PeerId.coerce(peer)
         await self._host.connection_to(peer)
-        await self._webrtc.upgrade(peer)
-        return self._host.connections(peer)[0]
+        conn = await self._webrtc.upgrade_within(peer, wait)
+        return conn if conn is not None else await self._host.connection_to(peer)  # the circuit may have ended
 
     async def ping(self, peer: PeerId | str) -> float:
         return await self._host.ping(peer)
@@ -201,12 +209,15 @@ class Network:
         """Wait until ``peer`` acknowledged every message up to ``seq``."""
         await self._messaging.wait_acked(peer, seq, timeout)
 
-    async def send_webrtc_message(self, peer: PeerId | str, data: bytes) -> int:
-        """:meth:`send_message` over the direct WebRTC connection (made first if need be; if it
-        cannot be made the session carries on over the relayed path)."""
-        if self._webrtc is not None and self._webrtc.webrtc_connection(PeerId.coerce(peer)) is None:
-            await self.create_webrtc_data_channel(peer)
-        return await self.send_message(peer, data)
+    async def send_webrtc_message(self, peer: PeerId | str, data: bytes, timeout: float | None = None) -> int:
+        """:meth:`send_message`, and make the path direct: an upgrade to WebRTC starts in the
+        background when there is none (and the peer is not backed off); the message never waits
+        for it. The session carries on over the relayed path and moves once WebRTC is up."""
+        peer = PeerId.coerce(peer)
+        seq = await self.send_message(peer, data, timeout)  # reaches the peer first (one dial)
+        if self._webrtc is not None:
+            self._webrtc.upgrade_in_background(peer)
+        return seq
 
     async def receive_webrtc_message(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
         return await self.receive_message(peer, timeout)

@@ -60,6 +60,9 @@ class WebRTCSettings:
     max_connections: int = 400  # live WebRTC connections (Chrome allows ~500 per tab lifetime)
     disconnected_grace: float = 5.0  # s in ICE "disconnected" before the connection counts as dead
     auto_upgrade: bool = True  # upgrade relayed connections we dialed when the peer speaks /webrtc-signaling
+    retry_after: float = 30.0  # s after a failed round of attempts before a send tries WebRTC again...
+    retry_after_max: float = 600.0  # ...doubling per failed round up to this
+    upgrade_wait: float = 10.0  # s create_webrtc_data_channel waits for WebRTC before it returns the relayed path
 
 
 class DataChannelStream(Stream):
@@ -375,7 +378,8 @@ class WebRTCService:
         self.runtime = runtime
         self.settings = settings or WebRTCSettings()
         self._dialing: dict[PeerId, asyncio.Future] = {}
-        self.failures: dict[PeerId, str] = {}
+        self.failures: dict[PeerId, str] = {}  # the last failed round's reason, per peer
+        self._retry: dict[PeerId, tuple[Backoff, float]] = {}  # per peer: backoff, monotonic retry time
         self._tasks: set[asyncio.Task] = set()
         host.set_stream_handler(sig.PROTOCOL_ID, self._handle_signaling)
         if self.settings.auto_upgrade:
@@ -388,17 +392,72 @@ class WebRTCService:
         conns = self.host.connections(peer)
         if not conns or conns[0].transport != "relay" or not getattr(conns[0], "is_initiator", False):
             return
-        if peer in self.failures:
-            return  # it failed before: stay relayed (no upgrade loop)
-        task = spawn(self._auto_upgrade(peer), f"WebRTC upgrade to {peer}")
+        self.upgrade_in_background(peer)
+
+    def may_try(self, peer: PeerId) -> bool:
+        """False while ``peer`` is backed off after a failed round of attempts."""
+        retry = self._retry.get(peer)
+        return retry is None or time.monotonic() >= retry[1]
+
+    def upgrade_in_background(self, peer: PeerId) -> None:
+        """Start an upgrade to ``peer`` unless one runs, one exists or the peer is backed off.
+        Never waits: traffic goes on over whatever connection there is meanwhile."""
+        if self.webrtc_connection(peer) is None and self.may_try(peer):
+            self._attempt(peer)
+
+    def _attempt(self, peer: PeerId) -> asyncio.Future:
+        """The one running round of attempts to ``peer`` (started when there is none); its
+        result is the WebRTC connection or ``None``."""
+        pending = self._dialing.get(peer)
+        if pending is not None:
+            return pending
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._dialing[peer] = fut
+
+        async def run() -> None:
+            try:
+                result = await self._upgrade_with_retries(peer)
+            except BaseException as exc:
+                if not fut.done():
+                    err = exc if isinstance(exc, DarkSwapError) else ConnectionClosed(f"WebRTC upgrade ended: {exc!r}")
+                    fut.set_exception(err)
+                    fut.exception()  # retrieved: a round nobody awaited is not an "unretrieved" error
+                if not isinstance(exc, (DarkSwapError, asyncio.CancelledError)):
+                    raise
+            else:
+                fut.set_result(result)
+            finally:
+                self._dialing.pop(peer, None)
+
+        task = spawn(run(), f"WebRTC upgrade to {peer}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return fut
 
-    async def _auto_upgrade(self, peer: PeerId) -> None:
+    async def upgrade_within(self, peer: PeerId, wait: float | None = None) -> WebRTCConnection | None:
+        """Upgrade to ``peer``, waiting at most ``wait`` (default ``upgrade_wait``) seconds; the
+        attempts go on in the background after that. ``None``: no WebRTC connection (yet), or
+        the peer is backed off after failed attempts (then it does not wait at all)."""
+        existing = self.webrtc_connection(peer)
+        if existing is not None or not self.may_try(peer):
+            return existing
         try:
-            await self.upgrade(peer)
-        except DarkSwapError as exc:
-            log.debug("automatic WebRTC upgrade to %s failed: %s", peer, exc)
+            limit = self.settings.upgrade_wait if wait is None else wait
+            await asyncio.wait_for(asyncio.shield(self._attempt(peer)), limit)
+        except (TimeoutError, DarkSwapError):
+            pass
+        return self.webrtc_connection(peer)
+
+    def _failed_round(self, peer: PeerId, reason: str) -> None:
+        self.failures[peer] = reason
+        backoff, _ = self._retry.pop(peer, (None, 0.0))
+        if backoff is None:
+            first = self.settings.retry_after
+            backoff = Backoff(initial=first, maximum=max(first, self.settings.retry_after_max))
+        self._retry[peer] = (backoff, time.monotonic() + backoff.next_delay())
+        for table in (self._retry, self.failures):  # bounded: one entry per peer, oldest out first
+            while len(table) > 4 * self.host.config.max_connections:
+                table.pop(next(iter(table)))
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -410,26 +469,13 @@ class WebRTCService:
 
     async def upgrade(self, peer: PeerId | str) -> WebRTCConnection | None:
         """A direct WebRTC connection to ``peer`` (dialing through any existing connection,
-        usually relayed); ``None`` when every attempt failed (the relayed path stays)."""
+        usually relayed); ``None`` when every attempt of the round failed (the relayed path
+        stays). Joins the running round if there is one."""
         peer = PeerId.coerce(peer)
         existing = self.webrtc_connection(peer)
         if existing is not None:
             return existing
-        pending = self._dialing.get(peer)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._dialing[peer] = fut
-        try:
-            result = await self._upgrade_with_retries(peer)
-            fut.set_result(result)
-            return result
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()
-            raise
-        finally:
-            self._dialing.pop(peer, None)
+        return await asyncio.shield(self._attempt(peer))
 
     def _at_budget(self) -> bool:
         return sum(1 for c in self.host.connections() if c.transport == "webrtc") >= self.settings.max_connections
@@ -452,7 +498,7 @@ class WebRTCService:
             except DarkSwapError as exc:
                 last = exc
                 log.info("WebRTC attempt %d to %s failed: %s", attempt + 1, peer, exc)
-        self.failures[peer] = str(last)
+        self._failed_round(peer, str(last))
         log.warning(
             "WebRTC to %s failed %d times (%s): staying on the relayed path", peer, self.settings.attempts, last
         )
@@ -520,6 +566,7 @@ class WebRTCService:
         self.host.add_connection(conn)
         conn.start_accepting()
         self.failures.pop(conn.remote_peer, None)
+        self._retry.pop(conn.remote_peer, None)
 
     async def _exchange(self, stream, machine, pc, conn: WebRTCConnection, trickle: _Trickle) -> None:
         """Run the signaling machine until the peer connection is up (or the deadline)."""

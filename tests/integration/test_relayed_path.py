@@ -1,0 +1,116 @@
+"""The relayed path is as lossless as the direct one (issue 10, item 1).
+
+Two nodes that can reach each other only through a relay whose circuits end after a few seconds
+(the circuit *duration* limit of circuit relay v2), and whose WebRTC upgrade can never succeed
+(no usable local network for ICE, as for browsers behind NATs without STUN/TURN): every message
+sent each way over more than a minute arrives exactly once and in order, no send is rejected, no
+send waits for a WebRTC attempt, and each ended circuit is replaced by a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from darkswap_wasm import Network, NetworkConfig
+from darkswap_wasm.host.webrtc import WebRTCSettings
+from darkswap_wasm.transports.webrtc_base import WebRTCConfig
+
+from .helpers import async_test
+from .procs import RelayProcess
+from .test_messaging import orders
+
+pytestmark = pytest.mark.native_crypto
+
+# TEST-NET-1 (RFC 5737): no interface has an address in it, so ICE gathers no candidate and every
+# WebRTC attempt fails, as it does between browsers that share no reachable network.
+NO_ICE = WebRTCSettings(rtc=WebRTCConfig(allowed_networks=("192.0.2.0/24",)))
+CIRCUIT_SECONDS = 20
+
+
+async def reserved(*nets: Network, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(n.reservations() for n in nets):
+        assert time.monotonic() < deadline, "no reservation"
+        await asyncio.sleep(0.05)
+
+
+@async_test(timeout=180)
+async def test_forty_messages_each_way_across_ending_circuits_arrive_exactly_once_in_order():
+    relay = await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-duration", str(CIRCUIT_SECONDS), "--circuit-data", "0"
+    )
+    a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=NO_ICE))
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=NO_ICE))
+    circuits: list[str] = []  # relayed connections a had to b (either side may have dialed)
+    a.on("connection:open", lambda c: circuits.append(c.transport))
+    try:
+        await reserved(a, b)
+        pa, pb = a.local_peer_id(), b.local_peer_id()
+        a_msgs = orders(40, seed=1)
+        b_msgs = orders(40, seed=2)
+        got_at_a: list[bytes] = []
+        got_at_b: list[bytes] = []
+        slowest_send = 0.0
+        errors: list[BaseException] = []
+
+        async def sender(net: Network, peer, msgs: list[bytes]) -> int:
+            nonlocal slowest_send
+            seq = 0
+            for m in msgs:
+                t0 = time.monotonic()
+                try:
+                    seq = await net.send_webrtc_message(peer, m)  # WebRTC first: it fails every time
+                except BaseException as exc:  # noqa: BLE001 - collected: no send may be rejected
+                    errors.append(exc)
+                slowest_send = max(slowest_send, time.monotonic() - t0)
+                await asyncio.sleep(1.6)  # 40 messages over ~64 s: three circuits end meanwhile
+            return seq
+
+        async def receiver(net: Network, peer, got: list[bytes], n: int) -> None:
+            while len(got) < n:
+                got.append(await net.receive_message(peer, timeout=90))
+
+        seq_a, seq_b, _, _ = await asyncio.gather(
+            sender(a, pb, a_msgs),
+            sender(b, pa, b_msgs),
+            receiver(b, pa, got_at_b, 40),
+            receiver(a, pb, got_at_a, 40),
+        )
+        assert errors == []
+        await a.wait_delivered(pb, seq_a, timeout=60)
+        await b.wait_delivered(pa, seq_b, timeout=60)
+        assert got_at_b == a_msgs  # exactly once, in order
+        assert got_at_a == b_msgs
+        # every circuit ended after CIRCUIT_SECONDS and was replaced: more than three circuits
+        assert circuits.count("relay") >= 3, circuits
+        # a send queues; it never waits for a WebRTC attempt (each one takes seconds to fail)
+        assert slowest_send < 2.0, slowest_send
+        assert all(c.transport == "relay" for c in a.connections(pb))
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
+
+
+@async_test(timeout=60)
+async def test_create_webrtc_data_channel_returns_the_relayed_connection_when_webrtc_fails():
+    """No IndexError when the circuit is gone by the time the WebRTC attempt ended: the best
+    connection then, or a clear PeerUnreachable; never an internal error."""
+    relay = await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-duration", "3", "--circuit-data", "0"
+    )
+    a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=NO_ICE))
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=NO_ICE))
+    try:
+        await reserved(a, b)
+        for _ in range(3):
+            conn = await a.create_webrtc_data_channel(b.local_peer_id())
+            assert conn.transport == "relay"
+            await asyncio.sleep(1.5)
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
