@@ -16,6 +16,9 @@ from darkswap_wasm.errors import DecodeError, InvalidArgument, InvalidPeerId
 from darkswap_wasm.host.relay_client import ReservationFailed
 from darkswap_wasm.identity import Identity, PeerId
 
+# signing needs a crypto backend: in a page that is libsodium.js (these run in Chromium, not in bare Pyodide)
+pytestmark = pytest.mark.native_crypto
+
 
 class JsNull:
     """Stands in for ``pyodide.ffi.jsnull`` (JS ``null``, not ``None``)."""

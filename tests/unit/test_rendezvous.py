@@ -41,6 +41,9 @@ from darkswap_wasm.protocols.rendezvous import (
 )
 from darkswap_wasm.wire.multiaddr import Multiaddr
 
+# signing needs a crypto backend: in a page that is libsodium.js (these run in Chromium, not in bare Pyodide)
+pytestmark = pytest.mark.native_crypto
+
 FUZZ = settings(max_examples=300, deadline=None, database=None, derandomize=True)
 native_crypto = pytest.mark.native_crypto
 
