@@ -3,7 +3,12 @@
     darkswap-node --listen /ip4/127.0.0.1/tcp/4001 --listen /ip4/127.0.0.1/tcp/4002/ws \\
                   --identity ~/.darkswap/node.key
 
-Stops cleanly on SIGINT/SIGTERM. Only this CLI configures logging.
+Stopping: SIGINT (Ctrl-C) or SIGTERM stops it within a second or two in every state (starting,
+binding, waiting for a reservation, dialing ``--connect``, running); the exit code is then 0.
+Errors (an address that cannot be bound, a bad key file, a ``--connect`` that fails) are one
+line on stderr and exit code 1. While it waits for a relay reservation it says so on stderr
+(after ``--reservation-timeout`` seconds, then every ``--report-interval`` seconds, with the
+last error). Only the CLIs configure logging.
 """
 
 from __future__ import annotations
@@ -13,16 +18,22 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from collections.abc import Awaitable, Coroutine
+from typing import Any
 
 from . import __version__
-from .api import Network, NetworkConfig
 from .errors import DarkSwapError
-from .host.webrtc import WebRTCSettings
 from .identity import Identity
-from .transports.webrtc_base import WebRTCConfig
+from .tasks import spawn
 
 log = logging.getLogger("darkswap_wasm.cli")
 DEFAULT_LISTEN = ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNAL_EXIT_CODE = 0  # a stop asked for by SIGINT/SIGTERM is a clean exit
+CLOSE_TIMEOUT = 1.5  # seconds for closing the network after a stop
+ECHO_PROTOCOL = "/darkswap/echo/1.0.0"
+RESERVATION_LOGGER = "darkswap_wasm.host.relay_client"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,17 +41,152 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--listen", action="append", metavar="MULTIADDR", help="repeatable; default: TCP and WS on 127.0.0.1"
     )
-    p.add_argument("--identity", metavar="PATH", help="key file (created with mode 0600 if missing)")
-    p.add_argument("--connect", action="append", default=[], metavar="MULTIADDR", help="dial and ping at start")
+    p.add_argument(
+        "--identity", metavar="PATH",
+        help="key file (created with mode 0600 if missing; its directory must exist)",
+    )
+    p.add_argument("--connect", action="append", default=[], metavar="MULTIADDR",
+                   help="dial and ping at start; exit 1 if that fails")
     p.add_argument("--relay", action="append", default=[], metavar="MULTIADDR", help="reserve on this relay")
+    p.add_argument("--reservation-timeout", type=float, default=2.0, metavar="SECONDS",
+                   help="after this long without a reservation, say so on stderr (and keep waiting)")
+    p.add_argument("--report-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="then repeat that report, with the last error, this often")
     p.add_argument(
         "--webrtc-network", action="append", default=[], metavar="CIDR",
         help="local networks WebRTC may use for host candidates (default: all but loopback)",
     )
-    p.add_argument("--echo", action="store_true", help="serve /darkswap/echo/1.0.0 (for tests and demos)")
+    p.add_argument("--echo", action="store_true",
+                   help=f"serve {ECHO_PROTOCOL} and echo every DarkSwap message back (for tests and demos)")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
     return p
+
+
+# -- shared by both CLIs ---------------------------------------------------------------------------
+class _EarlyStop(SystemExit):
+    """A stop signal that came before the event loop's handlers were installed."""
+
+
+def _early_stop(signum: int, frame: Any) -> None:
+    raise _EarlyStop(SIGNAL_EXIT_CODE)
+
+
+def setup_logging(level: str) -> None:
+    """stderr at ``level``; the reservation client's INFO records are created (not printed) so
+    :class:`ReservationReport` can quote the last failure."""
+    for sig in STOP_SIGNALS:  # first: a signal during start-up is a clean stop, not a traceback
+        signal.signal(sig, _early_stop)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    res = logging.getLogger(RESERVATION_LOGGER)
+    if res.getEffectiveLevel() > logging.INFO:
+        res.setLevel(logging.INFO)
+
+
+async def run_until_stopped(body: Coroutine[Any, Any, int]) -> int:
+    """Run ``body`` as a task; SIGINT/SIGTERM cancel it wherever it waits (its ``finally`` blocks
+    run, bounded by :data:`CLOSE_TIMEOUT` where they close things). Returns ``body``'s result, or
+    :data:`SIGNAL_EXIT_CODE` after a signal."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(body)
+    got: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not got:
+            log.warning("%s received: stopping", signal.Signals(sig).name)
+        got.append(sig)
+        task.cancel()  # a second signal also cuts the close short
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if got:
+            return SIGNAL_EXIT_CODE
+        raise
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, _early_stop)  # until the interpreter is gone
+
+
+async def close_quietly(aw: Awaitable[Any], what: str) -> None:
+    try:
+        await asyncio.wait_for(aw, CLOSE_TIMEOUT)
+    except TimeoutError:
+        log.warning("closing %s took over %.1fs: leaving", what, CLOSE_TIMEOUT)
+    except DarkSwapError as exc:
+        log.debug("closing %s: %s", what, exc)
+
+
+def cli_main(prog: str, run, argv: list[str] | None, parser: argparse.ArgumentParser) -> int:
+    """Parse, set up logging and signals, run; a :class:`DarkSwapError` is one line on stderr."""
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return asyncio.run(run_until_stopped(run(args)))
+    except DarkSwapError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except _EarlyStop:
+        return SIGNAL_EXIT_CODE
+
+
+# -- the node ----------------------------------------------------------------------------------
+class ReservationReport(logging.Handler):
+    """The attempts and last failure per relay, taken from the reservation client's log records
+    (``relay %s unreachable: %s`` / ``reservation on %s failed: %s``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.failures: dict[str, tuple[int, str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = str(record.msg)
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 2 and ("unreachable" in msg or "failed" in msg):
+            relay, reason = str(args[0]), str(args[1])
+            n = self.failures.get(relay, (0, ""))[0]
+            self.failures[relay] = (n + 1, reason)
+
+    def describe(self, relay_addr: str) -> str:
+        peer = relay_addr.rsplit("/p2p/", 1)[-1]
+        n, reason = self.failures.get(peer, (0, ""))
+        return f"attempt {n}: {reason}" if n else "no answer yet"
+
+
+async def _wait_for_reservation(net, relays: list[str], report: ReservationReport, first: float,
+                                every: float) -> None:
+    reserved = asyncio.Event()
+    net.on("relay:reserved", lambda _relay: reserved.set())
+    log.info("waiting for a reservation on %s", ", ".join(relays))
+    started = time.monotonic()
+    next_report = started + first
+    while not net.reservations():
+        reserved.clear()
+        try:
+            await asyncio.wait_for(reserved.wait(), max(0.0, next_report - time.monotonic()))
+        except TimeoutError:
+            for r in relays:
+                log.warning("waiting for a reservation on %s (%s; %.0fs so far)", r, report.describe(r),
+                            time.monotonic() - started)
+            next_report = time.monotonic() + every
+
+
+async def _announced(aw: Awaitable[Any], after: float, what: str) -> Any:
+    """``await aw``, saying on stderr that we are still waiting for ``what`` after ``after`` s."""
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait([task], timeout=after)
+        if not done:
+            log.warning("still waiting for %s", what)
+        return await task
+    finally:
+        task.cancel()
 
 
 async def _echo(stream) -> None:
@@ -49,53 +195,62 @@ async def _echo(stream) -> None:
     await stream.close()
 
 
+async def _echo_messages(net, peer) -> None:
+    while True:
+        data = await net.receive_message(peer)
+        await net.send_message(peer, data)
+
+
 async def run(args: argparse.Namespace) -> int:
-    identity = Identity.load_or_create(args.identity) if args.identity else Identity.generate()
+    from .api import Network, NetworkConfig
+    from .host.webrtc import WebRTCSettings
+    from .transports.webrtc_base import WebRTCConfig
+
+    report = ReservationReport()
+    logging.getLogger(RESERVATION_LOGGER).addHandler(report)
+    identity = Identity.load_or_create(args.identity, create_dirs=False) if args.identity else Identity.generate()
     webrtc = WebRTCSettings(rtc=WebRTCConfig(allowed_networks=tuple(args.webrtc_network)))
-    net = await Network.create(
-        NetworkConfig(
-            identity=identity,
-            listen_addrs=args.listen or ([] if args.relay else DEFAULT_LISTEN),
-            relays=args.relay,
-            webrtc=webrtc,
-        )
+    listen = args.listen or ([] if args.relay else DEFAULT_LISTEN)
+    log.info("listening on %s", ", ".join(listen) or "nothing (relayed only)")
+    net = await _announced(
+        Network.create(NetworkConfig(identity=identity, listen_addrs=listen, relays=args.relay, webrtc=webrtc)),
+        args.reservation_timeout, "the network to start",
     )
+    echoes: dict[Any, asyncio.Task] = {}
+
+    def on_connect(peer) -> None:
+        log.info("peer connected: %s", peer)
+        if args.echo and (peer not in echoes or echoes[peer].done()):
+            echoes[peer] = spawn(_echo_messages(net, peer), f"message echo for {peer}")
+
     if args.echo:
-        net.set_stream_handler("/darkswap/echo/1.0.0", _echo)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    net.on("peer:connect", lambda p: log.info("peer connected: %s", p))
+        net.set_stream_handler(ECHO_PROTOCOL, _echo)
+    net.on("peer:connect", on_connect)
     net.on("peer:disconnect", lambda p: log.info("peer disconnected: %s", p))
     try:
-        while args.relay and not net.reservations():
-            await asyncio.sleep(0.05)
+        if args.relay:
+            await _wait_for_reservation(net, args.relay, report, args.reservation_timeout, args.report_interval)
         for addr in net.listen_addrs():
             print(addr, flush=True)
         for addr in args.connect:
+            log.info("connecting to %s", addr)
             try:
-                peer = await net.connect(addr)
+                peer = await _announced(net.connect(addr), args.reservation_timeout, f"a connection to {addr}")
                 rtt = await net.ping(peer)
-                log.warning("connected to %s, ping %.1f ms", peer, rtt * 1000)
             except DarkSwapError as exc:
-                log.error("cannot reach %s: %s", addr, exc)
-        await stop.wait()
+                raise DarkSwapError(f"cannot connect to {addr}: {exc}") from exc
+            log.warning("connected to %s, ping %.1f ms", peer, rtt * 1000)
+        await asyncio.Event().wait()  # until a signal cancels us
+        return 0
     finally:
-        await net.close()
-    return 0
+        for t in echoes.values():
+            t.cancel()
+        await close_quietly(net.close(), "the network")
+        logging.getLogger(RESERVATION_LOGGER).removeHandler(report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    try:
-        return asyncio.run(run(args))
-    except DarkSwapError as exc:
-        print(f"darkswap-node: {exc}", file=sys.stderr)
-        return 1
+    return cli_main("darkswap-node", run, argv, build_parser())
 
 
 if __name__ == "__main__":

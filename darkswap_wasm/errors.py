@@ -104,3 +104,27 @@ class InvalidPeerId(InvalidArgument, DecodeError):
     but its code is ``INVALID_ARGUMENT``: peer IDs as text almost always come from a caller."""
 
     CODE = "INVALID_ARGUMENT"
+
+
+class KeyFileError(ConfigError):
+    """A key file cannot be read, decoded or created; the message names the file."""
+
+    CODE = "KEY_FILE_ERROR"
+
+
+class ListenError(DarkSwapError):
+    """A listen address cannot be bound (in use, not an address of this machine, ...)."""
+
+    CODE = "LISTEN_FAILED"
+
+    @classmethod
+    def from_os_error(cls, addr: object, exc: OSError) -> ListenError:
+        """``cannot listen on /ip4/127.0.0.1/tcp/4001: address already in use``."""
+        import os
+
+        reason = os.strerror(exc.errno).lower() if exc.errno else (str(exc) or type(exc).__name__)
+        return cls(f"cannot listen on {addr}: {reason}")
+
+
+class CorruptKeyFile(KeyFileError, DecodeError):
+    """A key file's bytes are not a libp2p Ed25519 private key."""

@@ -18,6 +18,7 @@ from ..errors import (
     ConfigError,
     DarkSwapError,
     LimitExceeded,
+    ListenError,
     NegotiationError,
     PeerUnreachable,
     ProtocolError,
@@ -92,7 +93,10 @@ class Host:
             transport = next((t for t in self._transports if t.can_listen(addr)), None)
             if transport is None:
                 raise ConfigError(f"no transport can listen on {addr}")
-            self._listeners.append(await transport.listen(addr, self._on_inbound))
+            try:
+                self._listeners.append(await transport.listen(addr, self._on_inbound))
+            except OSError as exc:  # a transport that did not say which address failed
+                raise ListenError.from_os_error(addr, exc) from exc
 
     def listen_addrs(self) -> list[Multiaddr]:
         """Full multiaddrs (ending in ``/p2p/<us>``): bound listeners, then circuit addresses."""

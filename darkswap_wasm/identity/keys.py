@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import crypto
-from ..errors import ConfigError, DecodeError
+from ..errors import ConfigError, CorruptKeyFile, DarkSwapError, DecodeError, KeyFileError
 from ..wire import protobuf
 from .peer_id import PeerId
 
@@ -52,6 +52,10 @@ class PublicKey:
     @property
     def peer_id(self) -> PeerId:
         return PeerId.from_public_key_protobuf(self.to_protobuf())
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 class Identity:
@@ -97,19 +101,56 @@ class Identity:
         return ident
 
     @classmethod
-    def load_or_create(cls, path: str | os.PathLike[str]) -> Identity:
-        """Load the key at ``path`` (libp2p protobuf private key), or create it with mode 0600."""
+    def load(cls, path: str | os.PathLike[str]) -> Identity:
+        """Read the key file at ``path`` (a libp2p protobuf private key, as go/js-libp2p write it).
+
+        Raises :class:`KeyFileError` naming the file: missing, a directory, unreadable, or not a key.
+        """
         p = Path(path)
-        if p.exists():
-            return cls.from_private_key_protobuf(p.read_bytes())
+        try:
+            data = p.read_bytes()
+        except IsADirectoryError:
+            raise KeyFileError(f"key file {p} is a directory") from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {p}: {_reason(exc)}") from exc
+        try:
+            return cls.from_private_key_protobuf(data)
+        except DarkSwapError as exc:
+            raise CorruptKeyFile(f"key file {p} is not a libp2p Ed25519 private key: {exc}") from exc
+
+    @classmethod
+    def load_or_create(cls, path: str | os.PathLike[str], *, create_dirs: bool = True) -> Identity:
+        """Load the key at ``path`` (libp2p protobuf private key), or create it with mode 0600.
+
+        Missing directories are created unless ``create_dirs`` is false (the CLIs pass false: a
+        typo should not make a new identity somewhere unexpected). Every failure is a
+        :class:`KeyFileError` naming the file.
+        """
+        p = Path(path)
+        if p.exists() or p.is_symlink():
+            return cls.load(p)
+        parent = p.parent
+        if create_dirs and not parent.exists():
+            try:
+                parent.mkdir(parents=True)
+            except OSError as exc:
+                raise KeyFileError(f"cannot create key file {p}: {_reason(exc)}") from exc
+        if not parent.is_dir():
+            what = "is not a directory" if parent.exists() else "does not exist"
+            raise KeyFileError(f"cannot create key file {p}: directory {parent} {what}")
         ident = cls.generate()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".key-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".key-")
+        except OSError as exc:
+            raise KeyFileError(f"cannot create key file {p}: {_reason(exc)}") from exc
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(ident.private_key_protobuf())
             os.replace(tmp, p)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise KeyFileError(f"cannot create key file {p}: {_reason(exc)}") from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -1,6 +1,10 @@
 """The relay server: a host with the circuit relay v2 hop service switched on, run as a CLI.
 
 ``python -m darkswap_wasm.relay --listen /ip4/127.0.0.1/tcp/4001/ws`` (or ``darkswap-relay``).
+
+Prints each full listen multiaddr on its own line (on ``0.0.0.0`` / ``::``: one per interface
+address). SIGINT/SIGTERM stop it within a second or two (exit 0); an address that cannot be bound
+or a bad ``--identity`` is one line on stderr and exit 1 (see :mod:`darkswap_wasm.cli`).
 """
 
 from __future__ import annotations
@@ -8,12 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
-import sys
 
 from .. import __version__
 from ..api import Network, NetworkConfig
-from ..errors import DarkSwapError
+from ..cli import cli_main, close_quietly
 from ..host.relay_server import RelayService
 from ..identity import Identity
 from ..protocols.circuit_v2 import RelayConfig
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace) -> int:
     from ..host.host import HostConfig
 
-    identity = Identity.load_or_create(args.identity) if args.identity else Identity.generate()
+    identity = Identity.load_or_create(args.identity, create_dirs=False) if args.identity else Identity.generate()
     config = RelayConfig(
         max_reservations=args.max_reservations,
         max_reservations_per_peer=args.max_reservations_per_peer,
@@ -64,29 +66,18 @@ async def run(args: argparse.Namespace) -> int:
     )
     service = RelayService(net.host, config)
     service.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         for addr in net.listen_addrs():
             print(addr, flush=True)
         log.info("relay %s up: ttl %gs, %d reservations max", net.local_peer_id(), config.reservation_ttl,
                  config.max_reservations)
-        await stop.wait()
-        log.info("shutting down")
+        await asyncio.Event().wait()  # until SIGINT/SIGTERM cancels us (cli.run_until_stopped)
+        return 0
     finally:
-        await service.close()
-        await net.close()
-    return 0
+        log.info("shutting down")
+        await close_quietly(service.close(), "the relay service")
+        await close_quietly(net.close(), "the network")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
-        return asyncio.run(run(args))
-    except DarkSwapError as exc:
-        print(f"darkswap-relay: {exc}", file=sys.stderr)
-        return 1
+    return cli_main("darkswap-relay", run, argv, build_parser())

@@ -1,18 +1,86 @@
-"""asyncio TCP transport (native runtime only)."""
+"""asyncio TCP transport (native runtime only).
+
+A listener bound on an unspecified address (``0.0.0.0`` / ``::``) reports the machine's interface
+addresses instead (loopback included), as go-libp2p does: nobody can dial ``0.0.0.0``. The list
+is taken when the listener starts (:func:`expand_unspecified`, also used by the WebSocket listener).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
+import struct
+import sys
 
-from ..errors import ConnectionClosed
+from ..errors import ConnectionClosed, ListenError
 from ..wire.multiaddr import Multiaddr
 from .base import ConnectionHandler, Listener, RawConnection, ServerListener, Transport, host_port, tcp_multiaddr
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
 WRITE_HIGH_WATER = 1024 * 1024
+
+
+SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
+
+
+def interface_addresses(family: int) -> list[str]:
+    """This machine's interface addresses of ``family`` (``AF_INET`` / ``AF_INET6``), loopback
+    first. Standard library only: ``if_nameindex`` + ``SIOCGIFADDR`` and ``/proc/net/if_inet6`` on
+    Linux, the host name's addresses elsewhere. Link-local IPv6 addresses are left out (they need a
+    zone to be dialed)."""
+    found: list[str] = []
+    if family == socket.AF_INET and sys.platform.startswith("linux"):
+        import fcntl
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _, name in socket.if_nameindex():
+                try:
+                    req = struct.pack("256s", name.encode()[:15])
+                    found.append(socket.inet_ntoa(fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)[20:24]))
+                except OSError:
+                    pass  # no IPv4 address on this interface
+    elif family == socket.AF_INET6 and sys.platform.startswith("linux"):
+        try:
+            with open("/proc/net/if_inet6") as f:
+                for line in f:
+                    h = line.split()[0]
+                    found.append(str(ipaddress.IPv6Address(bytes.fromhex(h))))
+        except OSError:
+            pass
+    if not found:
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
+            found = [i[4][0] for i in infos]
+        except OSError:
+            pass
+        found.append("127.0.0.1" if family == socket.AF_INET else "::1")
+    ips = {ipaddress.ip_address(a.split("%")[0]) for a in found}
+    ips = {ip for ip in ips if not ip.is_link_local and not ip.is_unspecified}
+    return [str(ip) for ip in sorted(ips, key=lambda ip: (not ip.is_loopback, ip))]
+
+
+def expand_unspecified(host: str, port: int) -> list[Multiaddr]:
+    """``/ip4/<a>/tcp/<port>`` for ``host``, or for every interface address when ``host`` is
+    ``0.0.0.0`` / ``::``."""
+    ip = ipaddress.ip_address(host.split("%")[0])
+    if not ip.is_unspecified:
+        return [tcp_multiaddr(host, port)]
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    return [tcp_multiaddr(a, port) for a in interface_addresses(family)] or [tcp_multiaddr(host, port)]
+
+
+def bound_addrs(server: asyncio.base_events.Server) -> list[Multiaddr]:
+    """The dialable addresses of a listening server's sockets (unspecified ones expanded)."""
+    out: list[Multiaddr] = []
+    for s in server.sockets:
+        name = s.getsockname()
+        for a in expand_unspecified(name[0], name[1]):
+            if a not in out:
+                out.append(a)
+    return out
 
 
 class TcpConnection(RawConnection):
@@ -87,6 +155,8 @@ class TcpTransport(Transport):
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handler(TcpConnection(reader, writer))
 
-        server = await asyncio.start_server(on_client, host, port, limit=READ_CHUNK)
-        bound = [tcp_multiaddr(s.getsockname()[0], s.getsockname()[1]) for s in server.sockets]
-        return ServerListener(server, bound)
+        try:
+            server = await asyncio.start_server(on_client, host, port, limit=READ_CHUNK)
+        except OSError as exc:
+            raise ListenError.from_os_error(addr, exc) from exc
+        return ServerListener(server, bound_addrs(server))

@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from ..errors import ConnectionClosed, ProtocolError
+from ..errors import ConnectionClosed, ListenError, ProtocolError
 from ..wire.multiaddr import Multiaddr
 from .base import (
     ConnectionHandler,
@@ -26,6 +26,7 @@ from .base import (
     host_port,
     tcp_multiaddr,
 )
+from .tcp import bound_addrs
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 16 * 1024 * 1024  # largest binary message we accept
@@ -122,8 +123,8 @@ class WebSocketTransport(Transport):
             # websockets closes the socket when this handler returns: live until closed
             await conn.done
 
-        server = await serve(on_ws, host, port, max_size=MAX_FRAME, compression=None, ping_interval=None)
-        bound = [
-            tcp_multiaddr(s.getsockname()[0], s.getsockname()[1]).encapsulate("/ws") for s in server.sockets
-        ]
-        return ServerListener(server, bound)
+        try:
+            server = await serve(on_ws, host, port, max_size=MAX_FRAME, compression=None, ping_interval=None)
+        except OSError as exc:
+            raise ListenError.from_os_error(addr, exc) from exc
+        return ServerListener(server, [a.encapsulate("/ws") for a in bound_addrs(server)])
