@@ -34,6 +34,7 @@ class _Peer:
         self.peer = peer
         self.session = dm.MessageSession(service.config, now=time.monotonic())
         self.stream: Stream | None = None
+        self.ever_attached = False  # once a stream carried it, a lost path never fails a send
         self.inbox: deque[bytes] = deque()
         self.inbox_bytes = 0
         self.readable = asyncio.Event()
@@ -104,6 +105,7 @@ class _Peer:
             self.service._tasks.add(task)
             task.add_done_callback(self.service._tasks.discard)
         self.stream = stream
+        self.ever_attached = True
         self.session.attach(time.monotonic())
         self.write_out()
         self.reader = spawn(self._read_loop(stream), f"messaging reader for {self.peer}")
@@ -289,7 +291,10 @@ class MessagingService:
         if p.failed is not None:
             raise p.failed
         self._check_path_limit(peer, len(data))
-        if p.stream is None and p.redial is None:
+        if p.stream is None and p.redial is None and not p.ever_attached:
+            # first contact: a peer we cannot reach is a clear error, nothing is queued. Later a
+            # lost path (a circuit that ended, a relay restarting) only delays: the message is
+            # queued and the session re-attaches in the background until ``give_up_after``.
             try:
                 stream = await self.host.new_stream(peer, [PROTOCOL_ID])
                 if p.stream is None:

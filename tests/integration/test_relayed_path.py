@@ -114,3 +114,35 @@ async def test_create_webrtc_data_channel_returns_the_relayed_connection_when_we
         await a.close()
         await b.close()
         await relay.stop()
+
+
+@async_test(timeout=90)
+async def test_a_send_while_the_only_path_is_down_is_queued_and_delivered_once_it_is_back(tmp_path):
+    """A peer we had a session with is not 'unreachable' because its relay restarts: the send is
+    queued (no PeerUnreachable) and arrives once the relay is back and the peer re-reserved."""
+    key = str(tmp_path / "relay.key")
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--identity", key, "--circuit-data", "0")
+    port = relay.addr().split("/tcp/")[1].split("/")[0]
+    a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    try:
+        await reserved(a, b)
+        pb = b.local_peer_id()
+        seq = await a.send_message(pb, b"before")
+        assert await b.receive_message(a.local_peer_id(), timeout=10) == b"before"
+        await a.wait_delivered(pb, seq, timeout=10)  # nothing unacked: no re-attach is running
+        await relay.stop()
+        deadline = time.monotonic() + 10
+        while a.connections(pb):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        seq = await a.send_message(pb, b"during")  # queued, not PeerUnreachable
+        relay = await RelayProcess.start(
+            "--listen", f"/ip4/127.0.0.1/tcp/{port}", "--identity", key, "--circuit-data", "0"
+        )
+        assert await b.receive_message(a.local_peer_id(), timeout=40) == b"during"
+        await a.wait_delivered(pb, seq, timeout=10)
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
