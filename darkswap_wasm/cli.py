@@ -33,7 +33,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SIGNAL_EXIT_CODE = 0  # a stop asked for by SIGINT/SIGTERM is a clean exit
 CLOSE_TIMEOUT = 1.5  # seconds for closing the network after a stop
 ECHO_PROTOCOL = "/darkswap/echo/1.0.0"
-RESERVATION_LOGGER = "darkswap_wasm.host.relay_client"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,17 +72,13 @@ def _early_stop(signum: int, frame: Any) -> None:
 
 
 def setup_logging(level: str) -> None:
-    """stderr at ``level``; the reservation client's INFO records are created (not printed) so
-    :class:`ReservationReport` can quote the last failure."""
+    """stderr at ``level``; SIGINT/SIGTERM before the event loop runs are a clean stop."""
     for sig in STOP_SIGNALS:  # first: a signal during start-up is a clean stop, not a traceback
         signal.signal(sig, _early_stop)
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    res = logging.getLogger(RESERVATION_LOGGER)
-    if res.getEffectiveLevel() > logging.INFO:
-        res.setLevel(logging.INFO)
 
 
 async def run_until_stopped(body: Coroutine[Any, Any, int]) -> int:
@@ -137,21 +132,16 @@ def cli_main(prog: str, run, argv: list[str] | None, parser: argparse.ArgumentPa
 
 
 # -- the node ----------------------------------------------------------------------------------
-class ReservationReport(logging.Handler):
-    """The attempts and last failure per relay, taken from the reservation client's log records
-    (``relay %s unreachable: %s`` / ``reservation on %s failed: %s``)."""
+class ReservationReport:
+    """Attempts and the last failure per relay, from the host's ``relay:error`` events."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.failures: dict[str, tuple[int, str]] = {}
+    def __init__(self, net) -> None:
+        self.failures: dict[str, tuple[int, str]] = {}  # one entry per configured relay
+        net.on("relay:error", self._on_error)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = str(record.msg)
-        args = record.args if isinstance(record.args, tuple) else ()
-        if len(args) == 2 and ("unreachable" in msg or "failed" in msg):
-            relay, reason = str(args[0]), str(args[1])
-            n = self.failures.get(relay, (0, ""))[0]
-            self.failures[relay] = (n + 1, reason)
+    def _on_error(self, relay, reason: str) -> None:
+        n = self.failures.get(str(relay), (0, ""))[0]
+        self.failures[str(relay)] = (n + 1, reason)
 
     def describe(self, relay_addr: str) -> str:
         peer = relay_addr.rsplit("/p2p/", 1)[-1]
@@ -206,8 +196,6 @@ async def run(args: argparse.Namespace) -> int:
     from .host.webrtc import WebRTCSettings
     from .transports.webrtc_base import WebRTCConfig
 
-    report = ReservationReport()
-    logging.getLogger(RESERVATION_LOGGER).addHandler(report)
     identity = Identity.load_or_create(args.identity, create_dirs=False) if args.identity else Identity.generate()
     webrtc = WebRTCSettings(rtc=WebRTCConfig(allowed_networks=tuple(args.webrtc_network)))
     listen = args.listen or ([] if args.relay else DEFAULT_LISTEN)
@@ -216,17 +204,24 @@ async def run(args: argparse.Namespace) -> int:
         Network.create(NetworkConfig(identity=identity, listen_addrs=listen, relays=args.relay, webrtc=webrtc)),
         args.reservation_timeout, "the network to start",
     )
-    echoes: dict[Any, asyncio.Task] = {}
+    report = ReservationReport(net)
+    echoes: dict[Any, asyncio.Task] = {}  # one per connected peer: gone peers are dropped
 
     def on_connect(peer) -> None:
         log.info("peer connected: %s", peer)
         if args.echo and (peer not in echoes or echoes[peer].done()):
             echoes[peer] = spawn(_echo_messages(net, peer), f"message echo for {peer}")
 
+    def on_disconnect(peer) -> None:
+        log.info("peer disconnected: %s", peer)
+        task = echoes.pop(peer, None)
+        if task is not None:
+            task.cancel()  # its messages stay queued in the session; a reconnect starts a new echo
+
     if args.echo:
         net.set_stream_handler(ECHO_PROTOCOL, _echo)
     net.on("peer:connect", on_connect)
-    net.on("peer:disconnect", lambda p: log.info("peer disconnected: %s", p))
+    net.on("peer:disconnect", on_disconnect)
     try:
         if args.relay:
             await _wait_for_reservation(net, args.relay, report, args.reservation_timeout, args.report_interval)
@@ -246,7 +241,6 @@ async def run(args: argparse.Namespace) -> int:
         for t in echoes.values():
             t.cancel()
         await close_quietly(net.close(), "the network")
-        logging.getLogger(RESERVATION_LOGGER).removeHandler(report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,7 @@ def test_a_node_waiting_for_a_relay_that_does_not_listen_says_so_and_stops_on_a_
     node = Cli([*NODE, "--relay", relay, "--reservation-timeout", "0.5"])
     try:
         node.wait_for_stderr("waiting for a reservation")
+        node.wait_for_stderr("Connect call failed")  # and why: the last error is quoted
     finally:
         code, err = node.stop(sig)
     assert code == 0 and "Traceback" not in err, err
