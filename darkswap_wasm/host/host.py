@@ -95,7 +95,7 @@ class Host:
                 raise ConfigError(f"no transport can listen on {addr}")
             try:
                 self._listeners.append(await transport.listen(addr, self._on_inbound))
-            except OSError as exc:  # a transport that did not say which address failed
+            except OSError as exc:  # one place for every transport: the address and the reason
                 raise ListenError.from_os_error(addr, exc) from exc
 
     def listen_addrs(self) -> list[Multiaddr]:

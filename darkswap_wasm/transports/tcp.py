@@ -14,7 +14,7 @@ import socket
 import struct
 import sys
 
-from ..errors import ConnectionClosed, ListenError
+from ..errors import ConnectionClosed
 from ..wire.multiaddr import Multiaddr
 from .base import ConnectionHandler, Listener, RawConnection, ServerListener, Transport, host_port, tcp_multiaddr
 
@@ -155,8 +155,5 @@ class TcpTransport(Transport):
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handler(TcpConnection(reader, writer))
 
-        try:
-            server = await asyncio.start_server(on_client, host, port, limit=READ_CHUNK)
-        except OSError as exc:
-            raise ListenError.from_os_error(addr, exc) from exc
+        server = await asyncio.start_server(on_client, host, port, limit=READ_CHUNK)  # OSError: Host.listen names it
         return ServerListener(server, bound_addrs(server))

@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from ..errors import ConnectionClosed, ListenError, ProtocolError
+from ..errors import ConnectionClosed, ProtocolError
 from ..wire.multiaddr import Multiaddr
 from .base import (
     ConnectionHandler,
@@ -123,8 +123,5 @@ class WebSocketTransport(Transport):
             # websockets closes the socket when this handler returns: live until closed
             await conn.done
 
-        try:
-            server = await serve(on_ws, host, port, max_size=MAX_FRAME, compression=None, ping_interval=None)
-        except OSError as exc:
-            raise ListenError.from_os_error(addr, exc) from exc
+        server = await serve(on_ws, host, port, max_size=MAX_FRAME, compression=None, ping_interval=None)
         return ServerListener(server, [a.encapsulate("/ws") for a in bound_addrs(server)])
