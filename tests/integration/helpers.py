@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 
 from darkswap_wasm import Network, NetworkConfig
 
@@ -71,3 +72,11 @@ async def echo_roundtrip(stream, payload: bytes) -> bytes:
 def pattern(n: int) -> bytes:
     block = bytes((i * 7 + 3) & 0xFF for i in range(65536))
     return (block * (n // len(block) + 1))[:n]
+
+
+async def reserved(*nets: Network, timeout: float = 10.0) -> None:
+    """Wait until every one of ``nets`` holds a relay reservation (fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not all(n.reservations() for n in nets):
+        assert time.monotonic() < deadline, "no relay reservation"
+        await asyncio.sleep(0.05)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 
 import pytest
 
 from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.errors import LimitExceeded
 
-from .helpers import async_test
+from .helpers import async_test, reserved
 from .procs import RelayProcess
 from .proxy import CuttableProxy
 
@@ -112,10 +111,7 @@ async def test_messages_survive_a_relay_restart_mid_stream(tmp_path):
     a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
     b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
     try:
-        deadline = time.monotonic() + 10
-        while not (a.reservations() and b.reservations()):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await reserved(a, b)
         peer = b.local_peer_id()  # reachable only through the relay: dialed by peer ID
         msgs = orders(1000, seed=11)
         restarted = []
@@ -208,8 +204,7 @@ async def test_a_message_larger_than_the_relay_circuit_limit_is_a_clear_error():
     a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
     b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
     try:
-        while not (a.reservations() and b.reservations()):
-            await asyncio.sleep(0.05)
+        await reserved(a, b)
         peer = b.local_peer_id()
         await a.send_message(peer, b"small")  # reaches b through the relay
         assert await b.receive_message(a.local_peer_id(), timeout=10) == b"small"

@@ -18,7 +18,7 @@ from darkswap_wasm import Network, NetworkConfig
 from darkswap_wasm.host.webrtc import WebRTCSettings
 from darkswap_wasm.transports.webrtc_base import WebRTCConfig
 
-from .helpers import async_test
+from .helpers import async_test, reserved
 from .procs import RelayProcess
 from .test_messaging import orders
 
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.native_crypto
 # WebRTC attempt fails, as it does between browsers that share no reachable network.
 NO_ICE = WebRTCSettings(rtc=WebRTCConfig(allowed_networks=("192.0.2.0/24",)))
 CIRCUIT_SECONDS = 20
-
-
-async def reserved(*nets: Network, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(n.reservations() for n in nets):
-        assert time.monotonic() < deadline, "no reservation"
-        await asyncio.sleep(0.05)
 
 
 @async_test(timeout=180)
