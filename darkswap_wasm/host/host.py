@@ -233,11 +233,12 @@ class Host:
         for source in self._route_sources:
             candidates.extend(source(peer))
         errors = []
-        for addr in candidates:
+        for addr in dict.fromkeys(candidates):  # each address once, in order of preference
             try:
                 return await self.dial(addr)
             except DarkSwapError as exc:
-                errors.append(f"{addr}: {exc}")
+                text = str(exc)  # dial's errors name the address already; others get it here
+                errors.append(text if str(addr.without_p2p()) in text else f"{addr}: {text}")
         detail = "; ".join(errors) if errors else "no known address"
         raise PeerUnreachable(f"not connected to {peer} and no address reaches it ({detail})")
 

@@ -135,6 +135,33 @@ async def test_connect_to_a_peer_without_reservation_fails_with_no_reservation()
 
 
 @async_test(timeout=60)
+async def test_a_peer_that_left_is_unreachable_with_each_address_named_once():
+    """The circuit to a peer we talked to is known three ways (the address that worked, the
+    peer's identify, the route through our relay): the error tries and names it once."""
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")
+    a = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
+    b = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], relays=[relay.addr()], webrtc=None))
+    try:
+        await wait_for(lambda: a.reservations() and b.reservations(), 10, "reservations")
+        peer = b.local_peer_id()
+        circuit = f"{relay.addr()}/p2p-circuit/p2p/{peer}"
+        await a.connect(circuit)
+        await a.identify(peer)
+        await b.close()
+        await wait_for(lambda: not a.connections(peer), 10, "the circuit to end")
+        with pytest.raises(PeerUnreachable) as info:
+            await a.ping(peer)
+        text = str(info.value)
+        assert "NO_RESERVATION" in text
+        assert text.count(f"{relay.addr()}/p2p-circuit") == 1, text
+        assert text.count("127.0.0.1/tcp/") == 2, text  # the circuit's relay and b's own listener
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
+
+
+@async_test(timeout=60)
 async def test_relay_enforces_the_circuit_data_limit():
     relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "65536")
     b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=None))
