@@ -35,6 +35,14 @@ class LimitExceeded(ProtocolError):
     CODE = "LIMIT_EXCEEDED"
 
 
+class ResourceLimitExceeded(LimitExceeded):
+    """A local resource budget (memory, streams, inbox) would be exceeded: the request is refused
+    cleanly (stream reset, back-pressure) instead of the node growing. Not the peer's fault as such:
+    an honest peer retries later."""
+
+    CODE = "RESOURCE_LIMIT_EXCEEDED"
+
+
 class HandshakeError(ProtocolError):
     """A security handshake failed (bad signature, wrong peer, bad payload)."""
 
