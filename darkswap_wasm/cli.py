@@ -58,11 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--echo", action="store_true",
                    help=f"serve {ECHO_PROTOCOL} and echo every DarkSwap message back (for tests and demos)")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_print_peer_id(p)
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
     return p
 
 
 # -- shared by both CLIs ---------------------------------------------------------------------------
+def add_print_peer_id(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--print-peer-id", action="store_true",
+                   help="print the peer ID of --identity (creating the key file if missing) and exit")
+
+
 class _EarlyStop(SystemExit):
     """A stop signal that came before the event loop's handlers were installed."""
 
@@ -121,6 +127,15 @@ async def close_quietly(aw: Awaitable[Any], what: str) -> None:
 def cli_main(prog: str, run, argv: list[str] | None, parser: argparse.ArgumentParser) -> int:
     """Parse, set up logging and signals, run; a :class:`DarkSwapError` is one line on stderr."""
     args = parser.parse_args(argv)
+    if getattr(args, "print_peer_id", False):
+        if not args.identity:
+            parser.error("--print-peer-id needs --identity PATH")
+        try:
+            print(Identity.load_or_create(args.identity, create_dirs=False).peer_id, flush=True)
+        except DarkSwapError as exc:
+            print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     setup_logging(args.log_level)
     try:
         return asyncio.run(run_until_stopped(run(args)))

@@ -15,7 +15,7 @@ import logging
 
 from .. import __version__
 from ..api import Network, NetworkConfig
-from ..cli import cli_main, close_quietly
+from ..cli import add_print_peer_id, cli_main, close_quietly
 from ..host.relay_server import RelayService
 from ..identity import Identity
 from ..protocols.circuit_v2 import RelayConfig
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--circuit-data", type=int, default=DEFAULTS.circuit_data, metavar="BYTES", help="0 = unlimited")
     p.add_argument("--max-connections", type=int, default=1024)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_print_peer_id(p)
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
     return p
 
