@@ -3,12 +3,12 @@
 #
 #   ./build.sh          build the browser distribution in dist/ (project wheel, Pyodide core, wheels)
 #   ./build.sh demo     build, then start a local relay and a static server for demo/ on 127.0.0.1; prints the URL
-#   ./build.sh test     install everything the tests need, build, and run the whole suite
+#   ./build.sh test     install everything the tests need, build (with the test wheels), run the suite
 #   ./build.sh bench    run the benchmarks (numbers go to bench/RESULTS.md by hand)
 #
 # Everything it installs goes into this checkout: .venv/ (Python), tests/interop/js/node_modules
-# (Node 22 + js-libp2p from npm), .cache/ and dist/. Re-running is cheap: each step is skipped
-# when its inputs did not change.
+# (Node 22 + js-libp2p from npm), .cache/ and dist/. Re-running is cheap: .venv and node_modules
+# are skipped when their inputs did not change, dist/ is reassembled from cached downloads.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -51,10 +51,13 @@ node_env() {
   "$NODE22_BIN/node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)' || die "the Node in $NODE22_BIN is not >= 22"
 }
 
+# build_dist [--with-tests]: the test wheels (pytest, hypothesis, ...) and Pyodide's console pages
+# only for test/bench; build_dist.py rebuilds dist/pyodide each time, so a dist built one way
+# never stays behind for the other.
 build_dist() {
   python_env
-  say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI, js_glue, libsodium.js)"
-  "$PY" scripts/build_dist.py --out dist --with-tests --browser || die "building dist/ failed"
+  say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI, js_glue, libsodium.js${1:+; $1})"
+  "$PY" scripts/build_dist.py --out dist "$@" --browser || die "building dist/ failed"
 }
 
 browser_env() {
@@ -71,9 +74,11 @@ browser_env() {
 cmd_build() { build_dist; say "done: dist/ is ready"; }
 
 cmd_demo() {
-  build_dist
-  say "demo: starting our relay and a static server on 127.0.0.1; open the printed URL in two tabs (Ctrl-C stops)"
-  exec "$PY" scripts/demo.py "$@"
+  python_env
+  # demo.py builds dist/ itself (--build, without the test wheels), so that Ctrl-C/SIGTERM stop
+  # the build, the relay and the web server alike (a shell waiting on a child would not)
+  say "demo: building dist/, then our relay and a static server on 127.0.0.1; open the printed URL twice (Ctrl-C stops)"
+  exec "$PY" scripts/demo.py --build "$@"
 }
 
 # Run a command inside a network namespace of our own: loopback plus one veth test host
@@ -101,7 +106,7 @@ cmd_test() {
   python_env
   node_env
   browser_env
-  build_dist
+  build_dist --with-tests
   export PATH="$NODE22_BIN:$PATH"  # pytest-pyodide's node runtime and the js peers use Node 22
   export DARKSWAP_TEST_NETNS=$TEST_NET
   say "test: the whole suite inside a private network namespace (loopback + test host $TEST_NET)"
@@ -112,7 +117,7 @@ cmd_bench() {
   python_env
   node_env
   browser_env
-  build_dist
+  build_dist --with-tests
   export PATH="$NODE22_BIN:$PATH"
   # js-libp2p bundled for the browser (compared in bench_browser.py): npm, so outside the namespace
   "$PY" bench/bench_browser.py --prepare-js "$ROOT/.cache/jsbundle" || say "bench: no js-libp2p browser bundle (row skipped)"
@@ -134,6 +139,6 @@ case "${1:-build}" in
   demo) shift; cmd_demo "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
-  -h|--help|help) sed -n '2,12p' "$0" ;;
+  -h|--help|help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0" ;;
   *) die "unknown job '$1' (build | demo | test | bench)" ;;
 esac

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Assemble an offline Pyodide distribution under <out>/pyodide/.
 
-    python scripts/build_dist.py --out dist [--with-tests] [--smoke-test] [--browser]
+    python scripts/build_dist.py --out dist [--with-tests] [--smoke-test] [--browser] [--project-wheel WHL]
 
 What ends up in <out>/pyodide/:
   * the Pyodide core, unpacked from the npm package ``pyodide@PYODIDE_VERSION``
-    (pyodide.js/.mjs, pyodide.asm.{mjs,wasm}, python_stdlib.zip, ...);
-  * pure-Python wheels from PyPI (micropip always; pytest, hypothesis, tblib and their
-    dependencies with --with-tests);
+    (pyodide.js/.mjs, pyodide.asm.{mjs,wasm}, python_stdlib.zip, ...); its REPL pages
+    (console.html, console-v2.html) only with --with-tests;
+  * pure-Python wheels from PyPI (micropip always; pytest, hypothesis, pygments, tblib and
+    their dependencies only with --with-tests: a plain build ships no test code);
   * this project's own wheel, built from the working tree;
   * a rewritten ``pyodide-lock.json`` that lists exactly the shipped wheels, with their
     real sha256 (Pyodide checks it), their import names and their dependencies, so that
@@ -46,6 +47,7 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -75,6 +77,10 @@ TEST_WHEELS = [
     "sortedcontainers==2.4.0",
     "tblib==3.2.2",
 ]
+
+# Files of the npm package shipped only with --with-tests: Pyodide's REPL pages (a debugging aid
+# for the test runs; a page of ours never loads them).
+TEST_ONLY_CORE_GLOBS = ["console*.html"]
 
 # Core files the npm package must contain.
 CORE_FILES = [
@@ -517,7 +523,12 @@ def fetch_pyodide_core(cache: Path, version: str) -> Path:
     return npm_pack(cache, "pyodide", version)
 
 
-def extract_core(tgz: Path, dest: Path, version: str) -> None:
+def test_only_core_file(rel: Path) -> bool:
+    return len(rel.parts) == 1 and any(rel.match(g) for g in TEST_ONLY_CORE_GLOBS)
+
+
+def extract_core(tgz: Path, dest: Path, version: str, with_tests: bool = False) -> None:
+    """Unpack the npm package's core into ``dest``; the test-only files only ``with_tests``."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(tgz, "r:gz") as tf:
@@ -527,6 +538,8 @@ def extract_core(tgz: Path, dest: Path, version: str) -> None:
                     continue
                 rel = Path(m.name[len("package/") :])
                 if not m.isfile() or rel.is_absolute() or ".." in rel.parts:
+                    continue
+                if not with_tests and test_only_core_file(rel):
                     continue
                 out = dest / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -666,7 +679,7 @@ def write_lock(core_lock: dict, wheels: list[Path], env: dict[str, str], dest: P
     return lock
 
 
-def verify_dist(root: Path) -> None:
+def verify_dist(root: Path, with_tests: bool) -> None:
     lock = json.loads((root / "pyodide-lock.json").read_text())
     for key, e in lock["packages"].items():
         f = root / e["file_name"]
@@ -678,6 +691,14 @@ def verify_dist(root: Path) -> None:
     stray = sorted(p.name for p in root.glob("*.whl") if p.name not in listed)
     if stray:
         raise BuildError(f"wheels not in the lock: {stray}")
+    test_names = {canonical(s.split("==")[0]) for s in TEST_WHEELS}
+    runtime_names = {canonical(s.split("==")[0]) for s in RUNTIME_WHEELS}
+    present = set(lock["packages"]) & (test_names - runtime_names)
+    pages = sorted(p.name for p in root.iterdir() if test_only_core_file(Path(p.name)))
+    if not with_tests and (present or pages):
+        raise BuildError(f"a build without --with-tests holds test files: {sorted(present) + pages}")
+    if with_tests and present != test_names - runtime_names:
+        raise BuildError(f"--with-tests: {sorted(test_names - runtime_names - present)} missing from the lock")
 
 
 SMOKE_JS = r"""
@@ -896,7 +917,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", required=True, type=Path, help="output folder; fills <out>/pyodide/")
     ap.add_argument(
-        "--with-tests", action="store_true", help="also ship pytest, hypothesis, tblib and their dependencies"
+        "--with-tests",
+        action="store_true",
+        help="also ship pytest, hypothesis, pygments, tblib and their dependencies, and Pyodide's console pages "
+        "(what the test suites need in Pyodide; a plain build has none of it)",
+    )
+    ap.add_argument(
+        "--project-wheel",
+        type=Path,
+        metavar="WHL",
+        help="ship this darkswap_wasm wheel instead of building one from the working tree",
     )
     ap.add_argument(
         "--cache-dir",
@@ -927,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         for d in (staging, old):
             if d.exists():
                 shutil.rmtree(d)
-        extract_core(tgz, staging, PYODIDE_VERSION)
+        extract_core(tgz, staging, PYODIDE_VERSION, with_tests=args.with_tests)
         core_lock = json.loads((staging / "pyodide-lock.json").read_text())
         info = core_lock.get("info", {})
         env = pyodide_marker_env(info)
@@ -938,11 +968,16 @@ def main(argv: list[str] | None = None) -> int:
 
         specs = RUNTIME_WHEELS + (TEST_WHEELS if args.with_tests else [])
         wheels = [fetch_wheel(s, cache / "wheels", env["python_version"]) for s in specs]
-        wheels.append(build_project_wheel(REPO_ROOT, cache / "project"))
+        if args.project_wheel is not None:
+            if not args.project_wheel.is_file():
+                raise BuildError(f"--project-wheel {args.project_wheel}: no such file")
+            wheels.append(args.project_wheel.resolve())
+        else:
+            wheels.append(build_project_wheel(REPO_ROOT, cache / "project"))
         for w in wheels:
             shutil.copy2(w, staging / w.name)
         lock = write_lock(core_lock, [staging / w.name for w in wheels], env, staging / "pyodide-lock.json")
-        verify_dist(staging)
+        verify_dist(staging, args.with_tests)
 
         out_root.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -960,6 +995,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"[build_dist] ERROR: {e}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (below): the staging folders are removed, no traceback
+        print("[build_dist] interrupted", file=sys.stderr, flush=True)
+        return 130
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -971,5 +1009,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())
