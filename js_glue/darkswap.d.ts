@@ -23,6 +23,7 @@ export type ErrorCode =
   | "PEER_UNREACHABLE"
   | "RELAY_FAILED"
   | "RELAY_RESERVATION_FAILED"
+  | "RENDEZVOUS_FAILED" // no relay accepted a register/discover (none reserved, refused, no service)
   | "TIMEOUT"
   | "PROTOCOL_ERROR"
   | "DECODE_ERROR"
@@ -93,6 +94,14 @@ export interface ConnectionInfo {
   direction: "inbound" | "outbound";
   /** Unix time, milliseconds. */
   openedAt: number;
+}
+
+export interface DiscoveredPeer {
+  peerId: PeerId;
+  /** Full multiaddrs (a page's are /p2p-circuit ones through a relay). */
+  addrs: Multiaddr[];
+  /** What is left of the registration, milliseconds. */
+  ttl: number;
 }
 
 export interface ChannelInfo {
@@ -168,6 +177,15 @@ export declare class DarkSwapWasm {
   /** The next message from the peer, in order. `timeout` in milliseconds (default: wait forever); "TIMEOUT" after it. */
   receive_webrtc_message(peerId: PeerId, options?: { timeout?: number | null } | null): Promise<Uint8Array>;
   connections(peerId?: PeerId): Promise<ConnectionInfo[]>;
+  /**
+   * Announce this page under `namespace` on the relays it holds a reservation on (rendezvous),
+   * refreshed until `unregister`. `ttl` in milliseconds (default: the relay's, 2 h). Resolves with
+   * the granted TTL in milliseconds; "RENDEZVOUS_FAILED" when no relay accepted.
+   */
+  register(namespace: string, options?: { ttl?: number | null } | null): Promise<number>;
+  unregister(namespace: string): Promise<true>;
+  /** The other peers registered under `namespace` (never this page). `timeout` in milliseconds. */
+  discover(namespace: string, options?: { limit?: number | null; timeout?: number | null } | null): Promise<DiscoveredPeer[]>;
   on<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
   off<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;
   once<E extends keyof EventMap>(event: E, listener: EventMap[E]): this;

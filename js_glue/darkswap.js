@@ -298,6 +298,39 @@
         return this._call("receive_webrtc_message", [peerId, timeout]);
       }
 
+      // ------------------------------------------------------------ rendezvous
+      /**
+       * Announce this page under `namespace` (a room, a market) on the relays it holds a
+       * reservation on (their rendezvous service), with its /p2p-circuit addresses. Kept
+       * registered (refreshed before the TTL ends and whenever a reservation comes back) until
+       * unregister(). options.ttl in ms (default: the relay's, 2 h). Resolves with the granted TTL
+       * in ms; rejects with "RENDEZVOUS_FAILED" when no relay accepted (e.g. none reserved yet).
+       */
+      async register(namespace, options) {
+        if (typeof namespace !== "string" || !namespace) throw fail("INVALID_ARGUMENT", "namespace must be a non-empty string");
+        var ttl = asMs(asOptions(options, "options").ttl, "options.ttl");
+        return this._call("register", [namespace, ttl]);
+      }
+
+      /** Stop announcing this page under `namespace`. */
+      async unregister(namespace) {
+        if (typeof namespace !== "string" || !namespace) throw fail("INVALID_ARGUMENT", "namespace must be a non-empty string");
+        return this._call("unregister", [namespace]);
+      }
+
+      /**
+       * The other peers registered under `namespace` on this page's relays (never itself):
+       * [{peerId, addrs, ttl}] (ttl in ms). options.limit, options.timeout (ms). Their addresses are
+       * remembered: connect/send by peer ID reaches them afterwards.
+       */
+      async discover(namespace, options) {
+        if (typeof namespace !== "string" || !namespace) throw fail("INVALID_ARGUMENT", "namespace must be a non-empty string");
+        var opts = asOptions(options, "options");
+        var limit = opts.limit == null ? null : opts.limit;
+        if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw fail("INVALID_ARGUMENT", "options.limit must be a positive integer");
+        return this._call("discover", [namespace, limit, asMs(opts.timeout, "options.timeout")]);
+      }
+
       /** Live connections (to `peerId`, or all), best first: [{transport, peerId, remoteAddr, direction, openedAt}]. */
       async connections(peerId) {
         return this._call("connections", peerId == null ? [] : [asPeerId(peerId)]);

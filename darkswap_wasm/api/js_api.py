@@ -371,6 +371,25 @@ class JsDarkSwap:
             box.space.set()
         return self._bridge.to_js(data)
 
+    async def js_register(self, namespace: str, ttl_ms: float | None = None) -> float:
+        """Announce this page under ``namespace`` on the relays it holds a reservation on (see
+        :meth:`Network.register`); resolves with the granted TTL in milliseconds."""
+        ttl = _ms(ttl_ms, "ttl", None)
+        return await self.net.register(_namespace(namespace), None if ttl is None else ttl / 1000.0) * 1000.0
+
+    async def js_unregister(self, namespace: str) -> bool:
+        await self.net.unregister(_namespace(namespace))
+        return True
+
+    async def js_discover(self, namespace: str, limit: int | None = None, timeout_ms: float | None = None) -> Any:
+        """``[{peerId, addrs, ttl}]`` (ttl in ms) of the other peers registered under ``namespace``."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidArgument(f"limit must be a positive integer, not {limit!r}")
+        timeout = _ms(timeout_ms, "timeout", None)
+        found = await self.net.discover(_namespace(namespace), limit, None if timeout is None else timeout / 1000.0)
+        rows = [{"peerId": str(p.peer), "addrs": [str(a) for a in p.addrs], "ttl": p.ttl * 1000} for p in found]
+        return self._bridge.to_js([self._bridge.to_js_object(r) for r in rows])
+
     async def js_close(self) -> bool:
         if self._closed:
             return True
@@ -384,6 +403,12 @@ class JsDarkSwap:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.net.close()
         return True
+
+
+def _namespace(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"namespace must be a non-empty string, not {value!r}")
+    return value
 
 
 def _bytes(data: Any) -> bytes:

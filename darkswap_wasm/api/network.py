@@ -6,16 +6,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Timeout
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.messaging import MessagingService
 from ..host.monitor import ConnectionMonitor, MonitorConfig, Reconnector
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
+from ..host.rendezvous import DiscoveredPeer, RendezvousClient
 from ..host.stream import Stream
 from ..host.webrtc import WebRTCService, WebRTCSettings
 from ..identity import Identity, PeerId
@@ -77,6 +79,7 @@ class Network:
         self._monitor = ConnectionMonitor(host, mon) if config.monitor is not None else None
         self._reconnector = Reconnector(host, mon)
         self._messaging = MessagingService(host, config.messaging)
+        self._rendezvous = RendezvousClient(host, lambda: [r.relay for r in self.reservations()])
         for addr in config.keep_alive:
             self.keep_alive(addr)
 
@@ -222,7 +225,36 @@ class Network:
     async def receive_webrtc_message(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
         return await self.receive_message(peer, timeout)
 
+    # -- rendezvous: find peers by a shared name ------------------------------------------------
+    async def register(self, namespace: str, ttl: float | None = None, timeout: float | None = None) -> float:
+        """Announce this node under ``namespace`` (a room, a market) on every relay we hold a
+        reservation on (their rendezvous service, ``/rendezvous/1.0.0``), with our addresses
+        (the ``/p2p-circuit`` ones included). Kept registered — refreshed before the TTL ends and
+        whenever a reservation comes back — until :meth:`unregister`. Returns the TTL granted
+        (s). Raises ``RendezvousError`` when no relay accepted (none reserved yet, refused)."""
+        ttl_s = None if ttl is None else max(1, round(ttl))
+        return float(await self._bounded(self._rendezvous.register(namespace, ttl_s), timeout))
+
+    async def unregister(self, namespace: str, timeout: float | None = None) -> None:
+        await self._bounded(self._rendezvous.unregister(namespace), timeout)
+
+    async def discover(
+        self, namespace: str, limit: int | None = None, timeout: float | None = None
+    ) -> list[DiscoveredPeer]:
+        """The other peers registered under ``namespace`` on our relays (never ourselves):
+        ``DiscoveredPeer(peer, addrs, ttl)``. Their addresses are remembered, so
+        ``connect``/``send_message`` by peer ID reach them afterwards."""
+        return await self._bounded(self._rendezvous.discover(namespace, limit), timeout)
+
+    async def _bounded(self, coro, timeout: float | None):
+        limit = self._host.config.dial_timeout * 2 if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(coro, limit)
+        except TimeoutError:
+            raise Timeout(f"the rendezvous request did not finish within {limit:g}s") from None
+
     async def close(self) -> None:
+        await self._rendezvous.close()
         await self._messaging.close()
         await self._reconnector.close()
         if self._monitor is not None:

@@ -17,11 +17,14 @@ from .. import __version__
 from ..api import Network, NetworkConfig
 from ..cli import add_print_peer_id, cli_main, close_quietly
 from ..host.relay_server import RelayService
+from ..host.rendezvous import RendezvousServer
 from ..identity import Identity
 from ..protocols.circuit_v2 import RelayConfig
+from ..protocols.rendezvous import RendezvousConfig
 
 log = logging.getLogger("darkswap_wasm.relay")
 DEFAULTS = RelayConfig()
+RDV_DEFAULTS = RendezvousConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 = unlimited")
     p.add_argument("--circuit-data", type=int, default=DEFAULTS.circuit_data, metavar="BYTES", help="0 = unlimited")
     p.add_argument("--max-connections", type=int, default=1024)
+    p.add_argument("--no-rendezvous", action="store_true",
+                   help="do not run the rendezvous service (/rendezvous/1.0.0: peers with a reservation "
+                        "register under a namespace and discover each other)")
+    p.add_argument("--rendezvous-max-registrations", type=int, default=RDV_DEFAULTS.max_registrations,
+                   metavar="N", help="registrations held in total")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_print_peer_id(p)
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
@@ -67,6 +75,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     service = RelayService(net.host, config)
     service.start()
+    if not args.no_rendezvous:
+        RendezvousServer(net.host, RendezvousConfig(max_registrations=args.rendezvous_max_registrations))
     try:
         for addr in net.listen_addrs():
             print(addr, flush=True)
