@@ -19,19 +19,31 @@ transport, :meth:`YamuxConnection.events_received` drains what happened, and
 
 Design choices (all interoperable with go/rust/js):
 
-* **Window growth.** Our receive window per stream is ``YamuxConfig.receive_window`` (16 MiB,
-  the go/js maximum). go and js grow towards it by RTT-based auto-tuning; this machine has no
-  clock, so it announces the whole extra ``receive_window - initial_window`` at once, as a
-  window-update delta carried by our SYN (outbound streams) or our ACK (inbound streams). The
-  spec allows exactly this ("can immediately send a window update as part of the SYN/ACK").
-  Until an inbound stream is accepted the peer only has the spec's 256 KiB. Set
-  ``receive_window = initial_window`` to turn growth off.
+* **Window growth follows reading.** Every stream starts at the spec's 256 KiB
+  (``initial_window``) in both directions; our SYN and ACK carry no extra window. go and js grow
+  a stream's window towards their maximum by RTT-based auto-tuning; this machine has no clock,
+  so growth is driven by consumption instead: each time the application has acknowledged a
+  whole current window's worth of bytes since the last growth *and* at most a quarter of the
+  window is still waiting unread (the reader keeps up: the window, not the reader, is the
+  bottleneck), the window doubles, up to ``YamuxConfig.receive_window`` (16 MiB, the go/js
+  maximum), and the extra rides on the next window update (updates are deltas, so this is what
+  go/rust/js expect). A reader that keeps up reaches 16 MiB after about 16 MiB; a stream nobody
+  reads, or a slow reader, stays small. ``receive_window = initial_window`` turns growth off.
 * **Receive backpressure.** Received bytes are credited back to the peer only when the
   application calls :meth:`~YamuxConnection.acknowledge`; a window update goes out once at least
-  half of ``receive_window`` is waiting to be credited (go's and js's threshold). So at most
-  ``receive_window`` unconsumed bytes per stream can ever be in flight or buffered.
+  half of the stream's current window is waiting to be credited (go's and js's threshold). So at
+  most the stream's window of unconsumed bytes can ever be in flight or buffered.
+* **Connection budget.** The windows of all streams of the session together never grow past
+  ``YamuxConfig.connection_receive_budget`` (what one peer can make us buffer): growth stops at
+  it, and an inbound SYN whose initial window does not fit is refused with RST
+  (:class:`StreamRefused`), like one over ``max_streams``. Our own streams always open (counted,
+  but not refused). A plain number so that a resource manager can hand out a scope's share.
+* **Closing the read side.** :meth:`~YamuxConnection.close_read` is go-yamux's ``CloseRead``:
+  the peer is not told; data it still sends on the stream (within the window it holds) is
+  dropped unbuffered and never credited; once our write side is closed too the stream is
+  forgotten (later frames for it are ignored). For handlers that are done with a stream.
 * **Accepting.** An inbound SYN gives :class:`StreamOpened`; the stream counts against
-  ``max_accept_backlog`` until we ACK it. The ACK (with the window growth) is sent by
+  ``max_accept_backlog`` until we ACK it. The ACK is sent by
   :meth:`~YamuxConnection.accept_stream` or implicitly with our first frame on the stream
   (send, close, acknowledge), like go's ``AcceptStream`` / first write.
 * **Data after the peer's FIN** (length > 0, stream still tracked) is a protocol error: the
@@ -61,7 +73,8 @@ Design choices (all interoperable with go/rust/js):
   :class:`~darkswap_wasm.errors.LimitExceeded`.
 
 Extras beyond the brief's shape: :meth:`~YamuxConnection.accept_stream`,
-:meth:`~YamuxConnection.receive_eof`, :meth:`~YamuxConnection.has_stream` and the
+:meth:`~YamuxConnection.receive_eof`, :meth:`~YamuxConnection.close_read`,
+:meth:`~YamuxConnection.has_stream`, :meth:`~YamuxConnection.receive_window` and the
 ``state`` / ``local_go_away`` / ``remote_go_away`` / ``termination_reason`` properties.
 
 Buffering: a partial frame never holds more than a 12-byte header plus a payload the window
@@ -125,9 +138,18 @@ class YamuxConfig:
     receive_window: int = 16 * 1024 * 1024  # per-stream window we announce with our SYN/ACK
     max_frame_payload: int = 256 * 1024  # outgoing Data frames are split at this size
     max_accept_backlog: int = 256  # inbound streams not yet ACKed; beyond -> RST
+    # sum of all streams' receive windows (bytes the peer may make us buffer on this session):
+    # windows grow only within it, an inbound stream that does not fit is refused (RST)
+    connection_receive_budget: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_streams", "initial_window", "receive_window", "max_frame_payload"):
+        for name in (
+            "max_streams",
+            "initial_window",
+            "receive_window",
+            "max_frame_payload",
+            "connection_receive_budget",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"YamuxConfig.{name} must be a positive int, got {value!r}")
@@ -139,6 +161,8 @@ class YamuxConfig:
             raise ConfigError("YamuxConfig.receive_window must be >= initial_window")
         if self.max_frame_payload > MAX_UINT32:
             raise ConfigError("YamuxConfig.max_frame_payload must fit in 32 bits")
+        if self.connection_receive_budget < self.initial_window:
+            raise ConfigError("YamuxConfig.connection_receive_budget must be >= initial_window")
 
 
 # ---------------------------------------------------------------------------------------- events
@@ -149,6 +173,15 @@ class StreamOpened:
     """The peer opened a stream (inbound SYN). Accept it with ``accept_stream`` or by using it."""
 
     stream_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRefused:
+    """We refused the peer's SYN with RST (``reason``: ``"max_streams"``, ``"accept_backlog"``,
+    ``"receive_budget"`` or ``"go_away"``). Nothing else is reported for this id."""
+
+    stream_id: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +250,7 @@ class ConnectionTerminated:
 
 YamuxEvent = (
     StreamOpened
+    | StreamRefused
     | StreamAcknowledged
     | DataReceived
     | StreamEnded
@@ -241,27 +275,35 @@ class ConnectionState(enum.Enum):
 class _Stream:
     __slots__ = (
         "acked",
+        "consumed",
         "local_closed",
         "outbound",
+        "read_closed",
         "recv_avail",
         "recv_pending",
         "recv_unacked",
         "remote_closed",
         "send_window",
         "stream_id",
+        "window",
     )
 
-    def __init__(self, stream_id: int, outbound: bool, recv_avail: int, send_window: int) -> None:
+    def __init__(self, stream_id: int, outbound: bool, window: int, send_window: int) -> None:
         self.stream_id = stream_id
         self.outbound = outbound
         # outbound: the peer ACKed our SYN; inbound: we ACKed the peer's SYN.
         self.acked = False
         self.local_closed = False  # we sent FIN
         self.remote_closed = False  # we received FIN
+        self.read_closed = False  # close_read: inbound data is dropped, never credited
         self.send_window = send_window  # bytes we may still send
-        self.recv_avail = recv_avail  # bytes the peer may still send (credit it holds)
+        # receive side; invariant: recv_avail + recv_unacked + recv_pending == window (until the
+        # peer's FIN or our close_read, after which nothing more is credited)
+        self.window = window  # the receive window granted to the peer; grows with reading
+        self.recv_avail = window  # bytes the peer may still send (credit it holds)
         self.recv_unacked = 0  # delivered to the application, not yet acknowledged
         self.recv_pending = 0  # acknowledged, not yet credited back to the peer
+        self.consumed = 0  # acknowledged since the window last grew
 
 
 class YamuxConnection:
@@ -275,8 +317,8 @@ class YamuxConnection:
         self._next_id = 1 if self.is_client else 2
         self._peer_parity = 0 if self.is_client else 1
         self._backlog = 0  # inbound streams not yet ACKed by us
-        self._growth = config.receive_window - config.initial_window
-        self._update_threshold = max(1, config.receive_window // 2)
+        self._granted = 0  # sum of the receive windows of the tracked streams
+        self._refused = 0  # inbound SYNs refused with RST
         self._events: list = []
         self._out: list = []
         self._local_go_away: int | None = None
@@ -336,6 +378,28 @@ class YamuxConnection:
             return 0
         return s.send_window
 
+    def receive_window(self, stream_id: int) -> int:
+        """The stream's current receive window: what the peer may have sent us unacknowledged
+        (starts at ``initial_window``, grows with reading up to ``receive_window``; 0 if unknown)."""
+        s = self._streams.get(stream_id)
+        return 0 if s is None else s.window
+
+    def receive_credit(self, stream_id: int) -> int:
+        """Bytes the peer may still send on the stream before it needs a window update."""
+        s = self._streams.get(stream_id)
+        return 0 if s is None else s.recv_avail
+
+    @property
+    def receive_window_total(self) -> int:
+        """The sum of the receive windows of all tracked streams (<= the connection budget, but for
+        our own streams, which always open)."""
+        return self._granted
+
+    @property
+    def refused_streams(self) -> int:
+        """Inbound streams refused with RST so far (stream cap, backlog, budget, going away)."""
+        return self._refused
+
     # ---------------------------------------------------------------------------------- output
 
     def events_received(self) -> list:
@@ -384,6 +448,7 @@ class YamuxConnection:
             self._remember(sid, True)
         self._streams.clear()
         self._backlog = 0
+        self._granted = 0
         self._hbuf.clear()
         self._pending = None
         self._parts = []
@@ -486,9 +551,7 @@ class YamuxConnection:
             if sid & 1 != self._peer_parity:
                 raise ProtocolError(f"yamux SYN for stream {sid} with our id parity (both sides clients?)")
             if length > self.config.initial_window:
-                raise LimitExceeded(
-                    f"yamux stream {sid}: first frame of {length} bytes exceeds the initial window"
-                )
+                raise LimitExceeded(f"yamux stream {sid}: first frame of {length} bytes exceeds the initial window")
             return True
         # Unknown stream (forgotten, refused or never opened): skip the payload.
         if length > self.config.receive_window:
@@ -513,12 +576,11 @@ class YamuxConnection:
             if s.remote_closed:
                 raise ProtocolError(f"yamux data on stream {sid} after the peer's FIN")
             if n > s.recv_avail:
-                raise LimitExceeded(
-                    f"yamux stream {sid}: {n} bytes exceed the receive window ({s.recv_avail})"
-                )
+                raise LimitExceeded(f"yamux stream {sid}: {n} bytes exceed the receive window ({s.recv_avail})")
             s.recv_avail -= n
-            s.recv_unacked += n
-            self._events.append(DataReceived(sid, payload if type(payload) is bytes else bytes(payload)))
+            if not s.read_closed:  # after close_read: dropped, never credited
+                s.recv_unacked += n
+                self._events.append(DataReceived(sid, payload if type(payload) is bytes else bytes(payload)))
         if flags & FLAG_FIN:
             self._peer_fin(s)
 
@@ -571,16 +633,25 @@ class YamuxConnection:
             self._remember(sid, True)
             return None
         cfg = self.config
-        if (
-            self._local_go_away is not None
-            or len(self._streams) >= cfg.max_streams
-            or self._backlog >= cfg.max_accept_backlog
-        ):
+        if self._local_go_away is not None:
+            reason = "go_away"
+        elif len(self._streams) >= cfg.max_streams:
+            reason = "max_streams"
+        elif self._backlog >= cfg.max_accept_backlog:
+            reason = "accept_backlog"
+        elif self._granted + cfg.initial_window > cfg.connection_receive_budget:
+            reason = "receive_budget"
+        else:
+            reason = None
+        if reason is not None:
             self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_RST, sid, 0))
             self._remember(sid, True)
+            self._refused += 1
+            self._events.append(StreamRefused(sid, reason))
             return None
         s = _Stream(sid, False, cfg.initial_window, cfg.initial_window)
         self._streams[sid] = s
+        self._granted += s.window
         self._backlog += 1
         self._events.append(StreamOpened(sid))
         return s
@@ -600,6 +671,7 @@ class YamuxConnection:
 
     def _forget(self, s: _Stream, reset: bool) -> None:
         del self._streams[s.stream_id]
+        self._granted -= s.window
         if not s.outbound and not s.acked:
             self._backlog -= 1
         self._remember(s.stream_id, reset)
@@ -611,14 +683,12 @@ class YamuxConnection:
             del recent[next(iter(recent))]
 
     def _ensure_acked(self, s: _Stream) -> None:
-        """ACK an inbound stream (with our window growth) if not done yet."""
+        """ACK an inbound stream if not done yet (no extra window: it grows with reading)."""
         if s.outbound or s.acked:
             return
         s.acked = True
         self._backlog -= 1
-        growth = self._growth
-        s.recv_avail += growth
-        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_ACK, s.stream_id, growth))
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_ACK, s.stream_id, 0))
 
     def _live_stream(self, stream_id: int) -> _Stream:
         if self._terminated:
@@ -633,7 +703,7 @@ class YamuxConnection:
     # ---------------------------------------------------------------------------- local calls
 
     def open_stream(self) -> int:
-        """Open an outbound stream: queues SYN (with our window growth); returns its id."""
+        """Open an outbound stream: queues SYN (the spec's initial window); returns its id."""
         if self._terminated:
             raise ConnectionClosed(f"yamux connection terminated ({self._termination_reason})")
         if self._local_go_away is not None:
@@ -647,8 +717,9 @@ class YamuxConnection:
         if sid > MAX_UINT32:
             raise LimitExceeded("yamux: stream ids exhausted")
         self._next_id = sid + 2
-        self._streams[sid] = _Stream(sid, True, cfg.receive_window, cfg.initial_window)
-        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_SYN, sid, self._growth))
+        s = self._streams[sid] = _Stream(sid, True, cfg.initial_window, cfg.initial_window)
+        self._granted += s.window
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_SYN, sid, 0))
         return sid
 
     def accept_stream(self, stream_id: int) -> None:
@@ -704,7 +775,26 @@ class YamuxConnection:
         self._ensure_acked(s)
         s.local_closed = True
         self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, FLAG_FIN, stream_id, 0))
-        if s.remote_closed:
+        if s.remote_closed or s.read_closed:
+            self._forget(s, False)
+            self._events.append(StreamClosedFully(stream_id))
+
+    def close_read(self, stream_id: int) -> None:
+        """Stop reading the stream (go-yamux ``CloseRead``; the peer is not told).
+
+        Bytes it still sends within the window it holds are dropped without being buffered or
+        credited; unacknowledged bytes need no acknowledgement. If our write side is closed too,
+        the stream is forgotten now (:class:`StreamClosedFully`). No-op if unknown.
+        """
+        if self._terminated:
+            return
+        s = self._streams.get(stream_id)
+        if s is None or s.read_closed:
+            return
+        self._ensure_acked(s)
+        s.read_closed = True
+        s.recv_unacked = s.recv_pending = 0
+        if s.local_closed:
             self._forget(s, False)
             self._events.append(StreamClosedFully(stream_id))
 
@@ -721,16 +811,18 @@ class YamuxConnection:
     def acknowledge(self, stream_id: int, n: int) -> None:
         """The application consumed ``n`` received bytes: credit them back to the peer.
 
-        A window update is queued once at least half of ``receive_window`` is waiting.
-        Unknown (forgotten) streams are ignored; acknowledging more than was received
-        raises ProtocolError (a local bug; the machine is not terminated).
+        A window update is queued once at least half of the stream's window is waiting; it also
+        carries the window's growth when a whole window has been consumed since the last growth
+        and the reader keeps up (see the module docstring). Unknown (forgotten) or read-closed
+        streams are ignored; acknowledging more than was received raises ProtocolError (a local
+        bug; the machine is not terminated).
         """
         if n < 0:
             raise ValueError("acknowledge: n must be >= 0")
         if self._terminated:
             return
         s = self._streams.get(stream_id)
-        if s is None or n == 0:
+        if s is None or n == 0 or s.read_closed:
             return
         if n > s.recv_unacked:
             raise ProtocolError(
@@ -741,12 +833,24 @@ class YamuxConnection:
             return  # the peer sends no more data: no credit needed
         self._ensure_acked(s)
         pending = s.recv_pending + n
-        if pending >= self._update_threshold:
-            s.recv_pending = 0
-            s.recv_avail += pending
-            self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, 0, stream_id, pending))
-        else:
+        window = s.window
+        if pending < (window >> 1 or 1):
             s.recv_pending = pending
+            return
+        consumed = s.consumed + pending
+        cfg = self.config
+        if consumed >= window and window < cfg.receive_window and s.recv_unacked <= window >> 2:
+            # the reader consumed a whole window and keeps up: double it (within the budget)
+            grow = min(window, cfg.receive_window - window, cfg.connection_receive_budget - self._granted)
+            if grow > 0:
+                s.window = window + grow
+                self._granted += grow
+                pending += grow
+                consumed = 0
+        s.consumed = consumed
+        s.recv_pending = 0
+        s.recv_avail += pending
+        self._out.append(_pack(VERSION, TYPE_WINDOW_UPDATE, 0, stream_id, pending))
 
     def ping(self, opaque: int) -> None:
         """Queue a ping (SYN); the peer's ACK gives :class:`PongReceived` with ``opaque``."""

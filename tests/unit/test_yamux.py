@@ -8,6 +8,7 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from darkswap_wasm.errors import (
     ConfigError,
@@ -35,6 +36,7 @@ from darkswap_wasm.protocols.yamux import (
     StreamClosedFully,
     StreamEnded,
     StreamOpened,
+    StreamRefused,
     StreamResetByPeer,
     WindowUpdated,
     YamuxConfig,
@@ -45,7 +47,7 @@ from darkswap_wasm.protocols.yamux import (
 
 KIB = 1024
 MIB = 1024 * 1024
-GROWTH = 16 * MIB - 256 * KIB  # 0xFC0000, announced with our SYN/ACK
+INITIAL = 256 * KIB  # every stream's window until its reader has consumed a whole window
 
 
 def frame(ftype: int, flags: int, sid: int, length: int, payload: bytes = b"") -> bytes:
@@ -91,17 +93,11 @@ def test_header_vectors_hand_computed():
     # Data, no flags, stream 1, length 5
     assert encode_header(TYPE_DATA, 0, 1, 5) == bytes.fromhex("00 00 0000 00000001 00000005")
     # Window update, SYN, stream 3, delta 256 KiB
-    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_SYN, 3, 0x40000) == bytes.fromhex(
-        "00 01 0001 00000003 00040000"
-    )
+    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_SYN, 3, 0x40000) == bytes.fromhex("00 01 0001 00000003 00040000")
     # Window update, ACK|FIN, stream 2
-    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_ACK | FLAG_FIN, 2, 0) == bytes.fromhex(
-        "00 01 0006 00000002 00000000"
-    )
+    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_ACK | FLAG_FIN, 2, 0) == bytes.fromhex("00 01 0006 00000002 00000000")
     # Window update, RST, stream 0x01020304
-    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_RST, 0x01020304, 0) == bytes.fromhex(
-        "00 01 0008 01020304 00000000"
-    )
+    assert encode_header(TYPE_WINDOW_UPDATE, FLAG_RST, 0x01020304, 0) == bytes.fromhex("00 01 0008 01020304 00000000")
     # Ping request / reply with opaque 0xdeadbeef
     assert encode_header(TYPE_PING, FLAG_SYN, 0, 0xDEADBEEF) == bytes.fromhex("00 02 0001 00000000 deadbeef")
     assert encode_header(TYPE_PING, FLAG_ACK, 0, 0xDEADBEEF) == bytes.fromhex("00 02 0002 00000000 deadbeef")
@@ -114,11 +110,11 @@ def test_open_stream_bytes_client_and_server():
     c = YamuxConnection(True)
     assert c.open_stream() == 1
     assert c.open_stream() == 3
-    # SYN window update announcing 16 MiB - 256 KiB extra
-    assert c.data_to_send() == bytes.fromhex("00 01 0001 00000001 00fc0000 00 01 0001 00000003 00fc0000")
+    # SYN window updates without extra window: streams start at the spec's 256 KiB
+    assert c.data_to_send() == bytes.fromhex("00 01 0001 00000001 00000000 00 01 0001 00000003 00000000")
     s = YamuxConnection(False)
     assert s.open_stream() == 2
-    assert s.data_to_send() == bytes.fromhex("00 01 0001 00000002 00fc0000")
+    assert s.data_to_send() == bytes.fromhex("00 01 0001 00000002 00000000")
 
 
 def test_send_data_bytes_and_accept_ack_bytes():
@@ -127,12 +123,10 @@ def test_send_data_bytes_and_accept_ack_bytes():
     assert s.events_received() == [StreamOpened(1), DataReceived(1, b"hello")]
     assert s.data_to_send() == b""  # not accepted yet
     assert s.send_data(1, b"hi") == 2
-    # implicit ACK with our window growth, then the data frame
+    # implicit ACK (no extra window: it grows with reading), then the data frame
     assert (
         s.data_to_send()
-        == bytes.fromhex("00 01 0002 00000001 00fc0000")
-        + bytes.fromhex("00 00 0000 00000001 00000002")
-        + b"hi"
+        == bytes.fromhex("00 01 0002 00000001 00000000") + bytes.fromhex("00 00 0000 00000001 00000002") + b"hi"
     )
     s.close_stream(1)
     assert s.data_to_send() == bytes.fromhex("00 01 0004 00000001 00000000")
@@ -168,16 +162,17 @@ def test_open_accept_ack_and_data_both_ways():
     sid = c.open_stream()
     assert c.send_data(sid, b"ping?") == 5
     pump(c, s)
-    assert s.events_received() == [StreamOpened(sid), WindowUpdated(sid), DataReceived(sid, b"ping?")]
+    assert s.events_received() == [StreamOpened(sid), DataReceived(sid, b"ping?")]
     s.accept_stream(sid)
     assert s.send_data(sid, b"pong!") == 5
     pump(c, s)
     ev = c.events_received()
     assert ev[0] == StreamAcknowledged(sid)
     assert DataReceived(sid, b"pong!") in ev
-    # both sides now see the grown 16 MiB window
-    assert c.send_window(sid) == 16 * MIB - 5
-    assert s.send_window(sid) == 16 * MIB - 5
+    # both sides start at the spec's window; nothing was read yet, so nothing grew
+    assert c.send_window(sid) == INITIAL - 5
+    assert s.send_window(sid) == INITIAL - 5
+    assert c.receive_window(sid) == s.receive_window(sid) == INITIAL
     assert c.stream_ids == [sid] and s.stream_ids == [sid]
     assert c.state is ConnectionState.OPEN
 
@@ -235,16 +230,135 @@ def test_flow_control_sender_stops_and_resumes():
     assert c.send_data(sid, payload[sent:]) == 128 * KIB
 
 
-def test_unaccepted_stream_gets_only_initial_window_then_growth_on_accept():
+def test_unread_stream_stays_at_256_kib():
+    # attack 4 of issue 12: every accepted stream used to get 16 MiB at once, read or not
     c, s = pair()
     sid = c.open_stream()
-    assert c.send_data(sid, b"x" * MIB) == 256 * KIB
+    assert c.send_data(sid, b"x" * MIB) == INITIAL
     pump(c, s)
-    assert received_bytes(s.events_received(), sid) == b"x" * (256 * KIB)
+    assert received_bytes(s.events_received(), sid) == b"x" * INITIAL
     s.accept_stream(sid)
     pump(c, s)
-    assert of_type(c.events_received(), WindowUpdated) == [WindowUpdated(sid)]
-    assert c.send_window(sid) == GROWTH
+    assert of_type(c.events_received(), WindowUpdated) == []
+    assert c.send_window(sid) == 0  # the sender is stopped at the spec's window
+    assert c.send_data(sid, b"x") == 0
+    assert s.receive_window(sid) == INITIAL and s.receive_credit(sid) == 0
+    # the same for a stream we opened and never read
+    out = s.open_stream()
+    pump(c, s)
+    assert c.send_data(out, b"y" * MIB) == INITIAL
+    pump(c, s)
+    assert s.receive_window(out) == INITIAL and c.send_window(out) == 0
+
+
+def test_slow_reader_does_not_grow_its_window():
+    # a reader that always leaves most of the window unread is the bottleneck: no growth
+    c, s = pair()
+    sid = c.open_stream()
+    held = consumed = 0
+    while consumed < 32 * MIB:
+        c.send_data(sid, b"z" * MIB)
+        pump(c, s)
+        held += sum(len(e.data) for e in s.events_received() if isinstance(e, DataReceived))
+        if held > INITIAL // 2:  # consume, but always leave half a window unread
+            s.acknowledge(sid, held - INITIAL // 2)
+            consumed += held - INITIAL // 2
+            held = INITIAL // 2
+        pump(c, s)
+        c.events_received()
+        assert s.receive_window(sid) == INITIAL
+
+
+def test_reading_stream_grows_to_16_mib_and_no_further():
+    c, s = pair()
+    sid = c.open_stream()
+    windows = [c.send_window(sid)]
+    payload = b"r" * (40 * MIB)
+    got = 0
+    off = 0
+    while got < len(payload):
+        off += c.send_data(sid, memoryview(payload)[off:])
+        windows.append(c.send_window(sid))
+        pump(c, s)
+        for e in s.events_received():
+            if isinstance(e, DataReceived):
+                got += len(e.data)
+                s.acknowledge(sid, len(e.data))
+        pump(c, s)
+        c.events_received()
+        windows.append(c.send_window(sid))
+    assert got == len(payload)
+    assert s.receive_window(sid) == 16 * MIB
+    assert max(windows) == 16 * MIB  # the sender saw the whole 16 MiB, never more
+    assert c.receive_window(sid) == INITIAL  # nothing read the other way
+
+
+def test_growth_stops_at_the_connection_budget_and_inbound_streams_are_refused():
+    budget = 2 * MIB
+    c, s = pair(None, YamuxConfig(connection_receive_budget=budget))
+    a = c.open_stream()
+    got = 0
+    while got < 20 * MIB:
+        c.send_data(a, b"g" * MIB)
+        pump(c, s)
+        for e in s.events_received():
+            if isinstance(e, DataReceived):
+                got += len(e.data)
+                s.acknowledge(a, len(e.data))
+        pump(c, s)
+        c.events_received()
+    assert s.receive_window(a) == budget and s.receive_window_total == budget
+    # no room for another initial window: the SYN is refused with RST, nothing is opened
+    b = c.open_stream()
+    pump(c, s)
+    assert s.events_received() == [StreamRefused(b, "receive_budget")]
+    assert c.events_received() == [StreamResetByPeer(b)]
+    assert s.refused_streams == 1 and not s.has_stream(b)
+    # closing the big stream frees its window for new ones
+    c.close_stream(a)
+    s.close_stream(a)
+    pump(c, s)
+    assert s.receive_window_total == 0
+    d = c.open_stream()
+    pump(c, s)
+    assert StreamOpened(d) in s.events_received()
+    assert s.receive_window_total == INITIAL
+
+
+def test_close_read_drops_data_without_credit_and_forgets_the_stream():
+    c, s = pair()
+    sid = c.open_stream()
+    c.send_data(sid, b"q" * (100 * KIB))
+    pump(c, s)
+    s.events_received()
+    s.send_data(sid, b"answer")
+    s.close_stream(sid)  # FIN, then stop reading: the stream is forgotten at once
+    s.close_read(sid)
+    assert s.events_received() == [StreamClosedFully(sid)]
+    assert not s.has_stream(sid) and s.receive_window_total == 0
+    pump(c, s)
+    assert received_bytes(c.events_received(), sid) == b"answer"
+    # the peer may still send what its window allows: skipped, never buffered, never credited
+    assert c.send_data(sid, b"w" * MIB) == INITIAL - 100 * KIB
+    c.close_stream(sid)
+    pump(c, s)
+    assert s.events_received() == [] and of_type(c.events_received(), WindowUpdated) == []
+    assert c.send_window(sid) == 0
+
+
+def test_close_read_before_write_close():
+    c, s = pair()
+    sid = c.open_stream()
+    pump(c, s)
+    s.events_received()
+    s.close_read(sid)
+    c.send_data(sid, b"k" * 1000)
+    pump(c, s)
+    assert s.events_received() == []  # dropped
+    s.acknowledge(sid, 1000)  # nothing to acknowledge: ignored
+    assert s.send_data(sid, b"still writable") == 14
+    s.close_stream(sid)
+    assert s.events_received() == [StreamClosedFully(sid)]
 
 
 def transfer(c, s, sid, payload, chunk=None):
@@ -731,3 +845,147 @@ def test_rst_data_frame_payload_is_discarded():
     s.receive_data(data_frame(FLAG_RST, 1, b"ignored"))
     assert s.events_received() == [StreamOpened(1), StreamResetByPeer(1)]
     assert not s.is_terminated
+
+
+# ------------------------------------------------------------- window accounting (stateful)
+
+
+class WindowAccounting(RuleBasedStateMachine):
+    """Two machines, random opens/sends/reads/closes and deliveries in any order: no side ever
+    exceeds a window (no LimitExceeded), no window or credit goes negative or past its limits,
+    and what a sender may still send never exceeds what its receiver still credits."""
+
+    BUDGET = 3 * MIB
+
+    def __init__(self) -> None:
+        super().__init__()
+        cfg = YamuxConfig(receive_window=2 * MIB, connection_receive_budget=self.BUDGET, max_frame_payload=64 * KIB)
+        self.side = {"c": YamuxConnection(True, cfg), "s": YamuxConnection(False, cfg)}
+        self.wire: dict[str, list[bytes]] = {"c": [], "s": []}  # bytes written by that side, not yet read
+        self.unread: dict[str, dict[int, int]] = {"c": {}, "s": {}}  # delivered, not acknowledged
+
+    def _other(self, name: str) -> str:
+        return "s" if name == "c" else "c"
+
+    def _collect(self, name: str) -> None:
+        out = self.side[name].data_to_send()
+        if out:
+            self.wire[name].append(out)
+
+    def _streams(self, name: str) -> list[int]:
+        return sorted(self.side[name].stream_ids)
+
+    @rule(name=st.sampled_from("cs"))
+    def open(self, name):
+        conn = self.side[name]
+        if conn.num_streams < conn.config.max_streams:
+            conn.open_stream()
+            self._collect(name)
+
+    @rule(name=st.sampled_from("cs"), pick=st.integers(0, 7), size=st.integers(1, 3 * MIB))
+    def send(self, name, pick, size):
+        ids = self._streams(name)
+        if ids:
+            sid = ids[pick % len(ids)]
+            try:
+                self.side[name].send_data(sid, bytes(size))
+            except StreamClosed:
+                pass
+            self._collect(name)
+
+    @rule(name=st.sampled_from("cs"), count=st.integers(1, 4))
+    def deliver(self, name, count):
+        """Deliver the oldest ``count`` writes of ``name`` to the other side."""
+        other = self._other(name)
+        conn = self.side[other]
+        for _ in range(min(count, len(self.wire[name]))):
+            conn.receive_data(self.wire[name].pop(0))  # never raises: no window is ever exceeded
+            for e in conn.events_received():
+                if isinstance(e, DataReceived):
+                    self.unread[other][e.stream_id] = self.unread[other].get(e.stream_id, 0) + len(e.data)
+                elif isinstance(e, StreamResetByPeer | StreamClosedFully):
+                    self.unread[other].pop(e.stream_id, None)
+            self._collect(other)
+
+    @rule(name=st.sampled_from("cs"), pick=st.integers(0, 7), rounds=st.integers(1, 8))
+    def bulk(self, name, pick, rounds):
+        """A reader that keeps up: send, deliver, read everything, deliver the updates."""
+        ids = self._streams(name)
+        if not ids:
+            return
+        sid = ids[pick % len(ids)]
+        other = self._other(name)
+        for _ in range(rounds):
+            try:
+                self.side[name].send_data(sid, bytes(MIB))
+            except (StreamClosed, StreamReset):  # closed by us, or reset by the peer meanwhile
+                return
+            self._collect(name)
+            self.deliver(name, len(self.wire[name]))
+            for peer_sid in list(self.unread[other]):
+                self.read(other, sorted(self.unread[other]).index(peer_sid), 1.0)
+            self.deliver(other, len(self.wire[other]))
+
+    @rule(name=st.sampled_from("cs"), pick=st.integers(0, 7), fraction=st.sampled_from([0.0, 0.3, 0.5, 0.9, 1.0]))
+    def read(self, name, pick, fraction):
+        unread = self.unread[name]
+        ids = sorted(unread)
+        if ids:
+            sid = ids[pick % len(ids)]
+            n = int(unread[sid] * fraction)
+            self.side[name].acknowledge(sid, n)
+            unread[sid] -= n
+            self._collect(name)
+
+    @rule(name=st.sampled_from("cs"), pick=st.integers(0, 7), how=st.sampled_from(["close", "close_read", "reset"]))
+    def finish(self, name, pick, how):
+        ids = self._streams(name)
+        if ids:
+            sid = ids[pick % len(ids)]
+            conn = self.side[name]
+            {"close": conn.close_stream, "close_read": conn.close_read, "reset": conn.reset_stream}[how](sid)
+            if how != "close":
+                self.unread[name].pop(sid, None)
+            for e in conn.events_received():
+                if isinstance(e, StreamClosedFully):
+                    self.unread[name].pop(e.stream_id, None)
+            self._collect(name)
+
+    def _in_flight(self, name: str, sid: int) -> int:
+        """Data bytes ``name`` wrote on ``sid`` that the other side has not read yet."""
+        total = 0
+        for blob in self.wire[name]:
+            pos = 0
+            while pos < len(blob):
+                _v, ftype, _flags, fsid, length = decode_header(blob, pos)
+                pos += 12
+                if ftype == TYPE_DATA:
+                    if fsid == sid:
+                        total += length
+                    pos += length
+        return total
+
+    @invariant()
+    def windows_are_sane(self):
+        for name, conn in self.side.items():
+            cfg = conn.config
+            ids = conn.stream_ids
+            total = sum(conn.receive_window(sid) for sid in ids)
+            assert conn.receive_window_total == total
+            # growth only happens within the budget (our own streams always open, at 256 KiB)
+            assert total - cfg.initial_window * len(ids) <= self.BUDGET - cfg.initial_window
+            for sid in ids:
+                assert cfg.initial_window <= conn.receive_window(sid) <= cfg.receive_window
+                assert 0 <= conn.receive_credit(sid) <= conn.receive_window(sid)
+                assert conn.send_window(sid) >= 0
+                assert self.unread[name].get(sid, 0) >= 0
+                # the peer may send at most what we still credit, counting what is on the wire
+                peer = self.side[self._other(name)]
+                if peer.has_stream(sid) and peer.send_window(sid):
+                    assert peer.send_window(sid) + self._in_flight(self._other(name), sid) <= conn.receive_credit(sid)
+
+
+test_window_accounting = WindowAccounting.TestCase
+test_window_accounting.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
