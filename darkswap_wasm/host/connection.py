@@ -18,6 +18,7 @@ from ..identity import PeerId
 from ..protocols import yamux
 from ..tasks import spawn
 from ..transports.base import RawConnection
+from .ratelog import RefusalLog
 from .stream import Stream
 from .upgrade import ConnectionUpgrade, Upgraded
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..identity import Identity
 
 log = logging.getLogger(__name__)
+refusals = RefusalLog(log)  # streams refused at a limit, all connections of the process
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,13 @@ class Connection:
                 raise ConnectionClosed(f"yamux session ended: {ev.reason}")
             elif isinstance(ev, yamux.StreamClosedFully):
                 self._streams.pop(ev.stream_id, None)
+            elif isinstance(ev, yamux.StreamRefused):
+                refusals.refused(
+                    f"yamux:{ev.reason}",
+                    "refused an inbound stream from %s (%s): RESOURCE_LIMIT_EXCEEDED, stream reset",
+                    self.remote_peer,
+                    ev.reason,
+                )
 
     def _flush(self) -> None:
         data = self._machine.data_to_send()
@@ -238,6 +247,16 @@ class Connection:
             self._muxer().acknowledge(stream_id, n)
         except DarkSwapError:
             return
+        self._flush()
+
+    def _close_read(self, stream_id: int) -> None:
+        if self._closed:
+            return
+        try:
+            self._muxer().close_read(stream_id)
+        except DarkSwapError:
+            return
+        self._dispatch()  # the stream may be fully closed now: forget it
         self._flush()
 
     def _close_stream(self, stream_id: int) -> None:

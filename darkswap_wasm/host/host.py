@@ -244,6 +244,13 @@ class Host:
 
     # -- streams -------------------------------------------------------------------------------
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Serve inbound streams of ``protocol`` with ``handler(stream)``.
+
+        When the handler returns, the host tidies up what it left: a stream whose writing half it
+        closed is closed for reading too (nothing more is buffered or credited, the muxer forgets
+        it); a stream it never used at all is reset. A handler that hands the stream to a task
+        and returns keeps it open by using it first or by calling ``stream.claim()``.
+        """
         self._handlers[protocol] = handler
 
     def remove_stream_handler(self, protocol: str) -> None:
@@ -304,8 +311,14 @@ class Host:
             if handler is None:
                 await stream.reset()
                 return
+            uses = stream._uses
             try:
                 await handler(stream)
+                if stream.write_closed:  # done with it: drop what the peer still sends
+                    await stream.close_read()
+                elif stream._uses == uses:  # never touched: nobody will read it
+                    log.debug("handler for %s left its stream unused: reset", stream.protocol)
+                    await stream.reset()
             except DarkSwapError as exc:
                 log.debug("handler for %s ended with %r", stream.protocol, exc)
                 await stream.reset()
@@ -370,7 +383,8 @@ class Host:
         await stream.close()
 
     async def _handle_identify_push(self, stream: Stream) -> None:
-        await self._read_identify(stream)
+        await self._read_identify(stream)  # one bounded message, then we are done with it
+        await stream.close()
 
     async def _read_identify(self, stream: Stream) -> identify.IdentifyInfo:
         reader = identify.IdentifyReader(stream.remote_peer)
@@ -400,6 +414,7 @@ class Host:
                 await stream.reset()
                 raise
             await stream.close()
+            await stream.close_read()
         except DarkSwapError as exc:
             log.debug("identify with %s failed: %s", conn.remote_peer, exc)
 

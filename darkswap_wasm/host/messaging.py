@@ -248,6 +248,7 @@ class MessagingService:
             if not keep_new:
                 await stream.reset()
                 return
+        stream.claim()  # its reader task owns it now: the host must not reset it as unused
         p.attach(stream)
 
     def _better(self, new: Stream, current: Stream) -> bool:

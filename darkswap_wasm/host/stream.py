@@ -1,8 +1,10 @@
 """A yamux stream as asyncio sees it: ``read`` / ``write`` / ``close`` / ``reset``.
 
 Reads credit the peer's window only once the application has taken the bytes (receive
-backpressure); writes wait for send window and for the transport to drain (send backpressure).
-Every wait is bounded by the connection's I/O timeout.
+backpressure; the muxer grows a stream's window only while its reader keeps up); writes wait for
+send window and for the transport to drain (send backpressure). Every wait is bounded by the
+connection's I/O timeout. :meth:`Stream.close_read` stops reading: what is buffered and what
+the peer still sends is dropped, never credited.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ class Stream:
         self._eof = False
         self._reset = False
         self._write_closed = False
+        self._read_closed = False
+        self._uses = 0  # read/write/close/reset/claim calls (the host sees whether a handler used it)
         self._error: BaseException | None = None
         self._readable = Wakeup()
         self._writable = Wakeup()
 
     # -- fed by the connection -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
-        if data:
+        if data and not self._read_closed:
             self._chunks.append(data)
             self._buffered += len(data)
             self._readable.set()
@@ -67,6 +71,16 @@ class Stream:
     def is_reset(self) -> bool:
         return self._reset
 
+    @property
+    def write_closed(self) -> bool:
+        """We closed our writing half (FIN sent), or the stream was reset."""
+        return self._write_closed or self._reset
+
+    def claim(self) -> None:
+        """The stream outlives its handler (a task owns it now): the host must not reset it as
+        unused when the handler returns (see :meth:`~.host.Host.set_stream_handler`)."""
+        self._uses += 1
+
     def unread(self, data: bytes) -> None:
         """Put bytes back in front of the buffer (already credited to the window)."""
         if data:
@@ -76,6 +90,9 @@ class Stream:
 
     async def read(self, max_bytes: int = -1, *, timeout: float | None = None) -> bytes:
         """Next bytes (at most ``max_bytes`` when > 0); ``b""`` at end of stream."""
+        self._uses += 1
+        if self._read_closed:
+            raise StreamClosed(f"stream {self.stream_id} is closed for reading")
         while not self._chunks:
             if self._reset:
                 raise StreamReset(f"stream {self.stream_id} was reset") from self._error
@@ -127,6 +144,7 @@ class Stream:
             parts.append(chunk)
 
     async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+        self._uses += 1
         if self._reset:
             raise StreamReset(f"stream {self.stream_id} was reset") from self._error
         if self._write_closed:
@@ -146,13 +164,28 @@ class Stream:
 
     async def close(self) -> None:
         """Close our writing half (FIN); reading goes on until the peer closes its half."""
+        self._uses += 1
         if self._write_closed or self._reset:
             return
         self._write_closed = True
         self.conn._close_stream(self.stream_id)
         await self.conn._drain()
 
+    async def close_read(self) -> None:
+        """Stop reading (go's ``CloseRead``; the peer is not told): buffered bytes are dropped and
+        what the peer still sends is discarded without window credit, so the stream holds no
+        memory. Once our writing half is closed too the muxer forgets the stream."""
+        self._uses += 1
+        if self._read_closed or self._reset:
+            return
+        self._read_closed = True
+        self._chunks.clear()
+        self._buffered = 0
+        self._readable.set()
+        self.conn._close_read(self.stream_id)
+
     async def reset(self) -> None:
+        self._uses += 1
         if self._reset:
             return
         self._reset = True
