@@ -1,34 +1,186 @@
-// The DarkSwap demo page: two tabs find each other through a relay and trade orders.
+// The DarkSwap demo page: tabs of one room find each other through the relay and trade orders.
 //
-//   demo/index.html?relay=/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3KooW…[&peer=12D3KooW…][&network=regtest]
+//   demo/index.html?relay=/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3KooW…&room=<name>[&peer=12D3KooW…][&network=regtest]
 //
-// Uses only the public JS API (DarkSwapWasm from ../dist/darkswap.js). window.demo.state is what
-// the page shows, for tests.
+// Uses only the public JS API (DarkSwapWasm from ../dist/darkswap.js). How two tabs meet:
+//   * each tab registers in the room (rendezvous namespace "darkswap-demo/<room>") on the relay and
+//     polls discover() every 2 s while it has no partner; a page opened without `room` picks one
+//     and writes it into its address (history.replaceState), so the address bar is the invitation;
+//   * of two tabs that see each other, the one with the smaller peer ID dials (the other waits
+//     for it, and dials itself only if nothing came after GRACE_MS): it connects through the
+//     relay and sends {"type":"hello"}; the other answers "welcome" (it had no partner, or that
+//     very one: both may dial at once) or "busy" (it has another partner: a third tab never
+//     breaks a pair). A paired tab leaves the room; it rejoins when its partner goes away;
+//   * the relay's own peer ID (from the relay address) is never taken for "the other tab".
+// The manual peer-ID field is the fallback (the same hello). Every status line is computed from
+// `state` by render() after each change; window.demo.state is what the page shows, for tests.
 "use strict";
 
 (function () {
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
-  const state = { peerId: null, reserved: false, relay: params.get("relay"), peer: null, link: "none", rttMs: null, sent: [], received: [] };
-  const demo = (window.demo = { state, ds: null });
-  const LINK_TEXT = { webrtc: "direct WebRTC", relay: "relayed (circuit through the relay)", ws: "direct WebSocket", none: "not connected" };
+  const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
+  const ROOM_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789";
+  const PEER_RE = /^(12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{44})$/;
+  const POLL_MS = 2000; // discover() while looking
+  const GRACE_MS = 8000; // a larger peer ID waits this long for the smaller one to dial
+  const REPLY_MS = 15000; // hello -> welcome/busy
+  const SKIP_MS = 20000; // a tab that was busy or unreachable is not tried again for this long
+  const RETRY_START_MS = 15000; // no reservation at start: try again after this long
+  const REGISTER_TTL_MS = 120000; // the registration is refreshed by the API before it ends
+  const LINK_TEXT = { webrtc: "direct WebRTC", relay: "relayed (circuit through the relay)", ws: "direct WebSocket", tcp: "direct TCP", none: "not connected" };
 
-  function status(text, error) {
-    $("status").textContent = text;
-    $("status").className = "status" + (error ? " error" : "");
-  }
+  const relay = params.get("relay");
+  const relayPeer = relay && relay.includes("/p2p/") ? relay.slice(relay.lastIndexOf("/p2p/") + 5) : null;
+
+  const state = {
+    phase: "starting", // starting | ready | failed
+    startError: null,
+    readyText: null,
+    peerId: null,
+    relay,
+    relayPeer,
+    reserved: false,
+    relayState: "reserving", // reserving | reserved | lost | renewed | failed
+    relayError: null,
+    relayChangedAt: null,
+    circuit: null,
+    room: null,
+    roomState: "off", // off | joining | looking | paired | error | unavailable
+    roomError: null,
+    inRoom: [], // the other peers last discovered in the room
+    lookRounds: 0, // discover() rounds done
+    peer: null, // the tab this one is paired with
+    target: null, // the tab being connected to
+    lastPeer: null, // the partner that went away, or the tab that could not be reached
+    linkState: "none", // none | connecting | connected | disconnected | failed
+    linkError: null,
+    link: "none", // transport of the best connection to `peer`
+    rttMs: null,
+    copy: null, // the copy button's feedback
+    sent: [], // {id, order, acked, error}
+    received: [],
+  };
+  const demo = (window.demo = { state, ds: null });
+  const rows = new Map(); // order id -> <tr>
+  const pending = new Map(); // peer -> resolve(reply) of our hello
+  const skipUntil = new Map(); // peer -> ms: busy or unreachable, not tried before then
+  const firstSeen = new Map(); // peer -> ms it was first discovered
+  let attempt = 0;
+  let roomTask = null;
+
+  // ------------------------------------------------------------------ view
 
   function short(id) {
     return id ? id.slice(0, 10) + "…" + id.slice(-6) : "—";
+  }
+
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString();
+  }
+
+  function errText(e) {
+    if (!e) return "unknown error";
+    return e.code ? `${e.code}: ${e.message}` : String(e.message || e);
+  }
+
+  function line(id, text, kind) {
+    const el = $(id);
+    el.textContent = text;
+    el.className = "line" + (kind ? " " + kind : "");
+  }
+
+  function relayLine() {
+    const at = state.relayChangedAt ? clock(state.relayChangedAt) : "";
+    switch (state.relayState) {
+      case "reserved":
+        return ["reserved on the relay", "ok"];
+      case "renewed":
+        return [`reservation renewed at ${at}`, "ok"];
+      case "lost":
+        return [`lost the relay reservation at ${at}; renewing it…` + (state.relayError ? ` (last error: ${state.relayError})` : ""), "error"];
+      case "failed":
+        return [`no reservation: ${state.relayError || "the relay did not answer"}`, "error"];
+      default:
+        return ["reserving a slot on the relay…", ""];
+    }
+  }
+
+  function roomLine() {
+    const n = state.inRoom.length;
+    switch (state.roomState) {
+      case "unavailable":
+        return ["this build has no room discovery (DarkSwapWasm.register): connect by peer ID below", "warn"];
+      case "joining":
+        return [`joining room “${state.room}” on the relay…`, ""];
+      case "looking":
+        return [
+          `in the room: looking for another tab (${n ? n + " other tab" + (n > 1 ? "s" : "") + " here" : "none here yet: open this page's address in another tab"})` +
+            (state.roomError ? ` — last discovery failed: ${state.roomError}` : ""),
+          state.roomError ? "warn" : "",
+        ];
+      case "paired":
+        return [`paired with ${short(state.peer)}: left the room (new tabs do not find this one)`, "ok"];
+      case "error":
+        return [`cannot join the room: ${state.roomError}; trying again…`, "error"];
+      default:
+        return ["—", ""];
+    }
+  }
+
+  function linkLine() {
+    switch (state.linkState) {
+      case "connecting":
+        return [`connecting to ${short(state.target)} through the relay…`, ""];
+      case "connected":
+        return [`connected to ${short(state.peer)}`, "ok"];
+      case "disconnected":
+        return [`${short(state.lastPeer)} went away (${state.linkError}); looking for another tab`, "warn"];
+      case "failed":
+        return [`cannot reach ${short(state.lastPeer)}: ${state.linkError}`, "error"];
+      default:
+        return ["", ""];
+    }
+  }
+
+  function canSend() {
+    return !!(demo.ds && state.peer && state.linkState === "connected");
+  }
+
+  function render() {
+    const st = $("status");
+    if (state.phase === "failed") {
+      st.textContent = `cannot start: ${state.startError}`;
+      st.className = "status error";
+    } else {
+      st.textContent = state.phase === "ready" ? state.readyText : "starting DarkSwap (Pyodide, libp2p, relay reservation)…";
+      st.className = "status";
+    }
+    $("peer-id").textContent = state.peerId || "—";
+    $("copy").textContent = state.copy || "copy";
+    $("copy").disabled = !state.peerId;
+    $("relay-addr").textContent = relay || "—";
+    line("relay-status", ...relayLine());
+    $("circuit").textContent = state.circuit || (state.peerId ? "not reachable (no reservation)" : "—");
+    $("room").textContent = state.room || "—";
+    line("room-status", ...roomLine());
+    $("remote-id").textContent = state.peer || state.target || "—";
+    const shown = state.peer && state.linkState === "connected" ? state.link : "none";
+    $("link").textContent = LINK_TEXT[shown] || shown;
+    $("link").className = "badge " + (shown === "webrtc" ? "webrtc" : shown === "none" ? "none" : "relay");
+    line("link-status", ...linkLine());
+    $("rtt").textContent = state.peer && state.rttMs != null ? `${state.rttMs.toFixed(1)} ms (${LINK_TEXT[state.link] || state.link})` : "—";
+    $("send").disabled = !canSend();
+    $("connect").disabled = !demo.ds;
   }
 
   function orderText(o) {
     return `${o.side} ${o.amount} ${o.base} @ ${o.price} ${o.quote}`;
   }
 
-  function addRow(dir, order, via) {
+  function addRow(dir, order, via, stateText) {
     const tr = document.createElement("tr");
-    const cells = [new Date().toLocaleTimeString(), dir === "in" ? "received" : "sent", orderText(order), LINK_TEXT[via] || via, dir === "in" ? "ack sent" : "waiting for ack"];
+    const cells = [new Date().toLocaleTimeString(), dir === "in" ? "received" : "sent", orderText(order), LINK_TEXT[via] || via, stateText];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.textContent = text;
@@ -36,50 +188,151 @@
       tr.appendChild(td);
     });
     tr.dataset.id = order.id;
+    tr.dataset.dir = dir;
     $("messages").querySelector("tbody").prepend(tr);
     return tr;
   }
 
-  async function refreshLink() {
-    const ds = demo.ds;
-    if (!ds || !state.peer) return;
-    let conns = [];
-    try {
-      conns = await ds.connections(state.peer);
-    } catch (_e) {
-      conns = [];
-    }
-    state.link = conns.length ? conns[0].transport : "none";
-    $("link").textContent = LINK_TEXT[state.link] || state.link;
-    $("link").className = "badge " + (state.link === "webrtc" ? "webrtc" : state.link === "none" ? "none" : "relay");
-    $("send").disabled = !state.peer;
+  // ------------------------------------------------------------------ talking to the other tab
+
+  const encode = (msg) => new TextEncoder().encode(JSON.stringify(msg));
+
+  function post(peer, msg) {
+    return demo.ds.send_message(peer, encode(msg)).catch((e) => console.warn("demo: sending", msg.type, "to", peer, "failed:", errText(e)));
   }
 
-  function setPeer(peer) {
-    if (!peer || peer === state.peer || peer === state.peerId) return;
+  function paired(peer) {
+    if (state.peer === peer) return;
+    attempt++; // a connect in flight to someone else is superseded
     state.peer = peer;
-    $("remote-id").textContent = peer;
-    if (!$("peer").value) $("peer").value = peer;
+    state.target = null;
+    state.lastPeer = null;
+    state.linkState = "connected";
+    state.linkError = null;
+    state.link = "relay";
+    state.rttMs = null;
+    render();
+    refreshLink();
+    leaveRoom();
+  }
+
+  function lostPeer(peer, why) {
+    if (state.peer !== peer) return;
+    state.peer = null;
+    state.lastPeer = peer;
+    state.linkState = "disconnected";
+    state.linkError = why;
+    state.link = "none";
+    state.rttMs = null;
+    render();
+    joinRoom();
+  }
+
+  function waitReply(peer, ms) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(peer);
+        reject(new Error(`no answer within ${ms / 1000} s (not a demo tab, or it was closed)`));
+      }, ms);
+      pending.set(peer, (reply) => {
+        clearTimeout(timer);
+        pending.delete(peer);
+        resolve(reply);
+      });
+    });
+  }
+
+  /** Connect through the relay, say hello, wait for welcome/busy. */
+  async function pair(peer, addrs) {
+    const ds = demo.ds;
+    const my = ++attempt;
+    state.target = peer;
+    state.lastPeer = null;
+    state.linkState = "connecting";
+    state.linkError = null;
+    render();
+    try {
+      const addr = (addrs || []).find((a) => a.includes("/p2p-circuit/p2p/")) || `${relay}/p2p-circuit/p2p/${peer}`;
+      await ds.connect(addr);
+      if (my !== attempt) return;
+      const reply = waitReply(peer, REPLY_MS);
+      await ds.send_message(peer, encode({ type: "hello", room: state.room }));
+      const r = await reply;
+      if (my !== attempt || state.peer === peer) return; // its hello got here first: paired already
+      if (r.type !== "welcome") throw new Error("that tab is paired with another tab already");
+      paired(peer);
+      upgrade(peer);
+    } catch (e) {
+      if (my !== attempt || state.peer === peer) return;
+      skipUntil.set(peer, Date.now() + SKIP_MS);
+      state.target = null;
+      state.lastPeer = peer;
+      state.linkState = "failed";
+      state.linkError = errText(e);
+      render();
+    }
+  }
+
+  /** Ask for a direct WebRTC connection (the dialing side only: no two offers at once). */
+  async function upgrade(peer) {
+    try {
+      const c = await demo.ds.create_webrtc_data_channel(peer);
+      if (state.peer === peer) state.link = c.transport;
+      render();
+    } catch (e) {
+      console.warn("demo: WebRTC upgrade failed, staying relayed:", errText(e));
+    }
     refreshLink();
   }
 
-  async function connect(peer) {
-    const ds = demo.ds;
-    setPeer(peer);
-    status("connecting to " + short(peer) + " through the relay, then WebRTC…");
-    try {
-      const c = await ds.create_webrtc_data_channel(peer);
-      status(`connected to ${short(peer)}: ${LINK_TEXT[c.transport] || c.transport}`);
-    } catch (e) {
-      status(`cannot reach ${short(peer)}: ${e.code}: ${e.message}`, true);
+  function onHello(peer) {
+    if (peer === relayPeer || peer === state.peerId) return;
+    const free = !state.peer && (!state.target || state.target === peer);
+    if (state.peer === peer || free) {
+      post(peer, { type: "welcome" });
+      paired(peer);
+    } else {
+      post(peer, { type: "busy" });
     }
-    refreshLink();
+  }
+
+  function onMessage(peer, bytes) {
+    let msg;
+    try {
+      msg = JSON.parse(new TextDecoder().decode(bytes));
+    } catch (_e) {
+      return;
+    }
+    if (!msg || typeof msg.type !== "string") return;
+    if (msg.type === "hello") return onHello(peer);
+    if (msg.type === "welcome" || msg.type === "busy") {
+      const resolve = pending.get(peer);
+      if (resolve) resolve(msg);
+      else if (msg.type === "busy" && state.peer === peer) lostPeer(peer, "it paired with another tab");
+      return;
+    }
+    if (msg.type === "bye") return lostPeer(peer, "it left");
+    if (peer !== state.peer) {
+      if (msg.type === "order") post(peer, { type: "busy" });
+      return;
+    }
+    if (msg.type === "order") {
+      state.received.push(msg);
+      rows.set(msg.id, addRow("in", msg, state.link, "ack sent"));
+      post(peer, { type: "ack", id: msg.id });
+    } else if (msg.type === "ack") {
+      const s = state.sent.find((x) => x.id === msg.id);
+      if (s && !s.acked) {
+        s.acked = true;
+        rows.get(s.id).lastChild.textContent = "acked ✓";
+      }
+    }
   }
 
   async function sendOrder(ev) {
     ev.preventDefault();
-    const ds = demo.ds;
-    if (!ds || !state.peer) return;
+    if (!canSend()) return;
+    const peer = state.peer;
     const order = {
       type: "order",
       id: crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2),
@@ -91,106 +344,312 @@
       maker: state.peerId,
       ts: Date.now(),
     };
-    const row = addRow("out", order, state.link);
-    state.sent.push({ order, acked: false, row });
+    const entry = { id: order.id, order, to: peer, acked: false, error: null };
+    state.sent.push(entry);
+    rows.set(order.id, addRow("out", order, state.link, "waiting for ack"));
     try {
-      await ds.send_webrtc_message(state.peer, new TextEncoder().encode(JSON.stringify(order)));
-      refreshLink();
+      await demo.ds.send_webrtc_message(peer, encode(order));
     } catch (e) {
-      row.lastChild.textContent = `failed: ${e.code}`;
+      entry.error = errText(e);
+      rows.get(order.id).lastChild.textContent = `failed: ${entry.error}`;
     }
+    refreshLink();
   }
 
-  function onMessage(peer, bytes) {
-    let msg;
+  async function refreshLink() {
+    const peer = state.peer;
+    if (!demo.ds || !peer) return;
+    let conns;
     try {
-      msg = JSON.parse(new TextDecoder().decode(bytes));
+      conns = await demo.ds.connections(peer);
     } catch (_e) {
       return;
     }
-    setPeer(peer);
-    if (msg.type === "order") {
-      state.received.push(msg);
-      addRow("in", msg, state.link);
-      demo.ds.send_webrtc_message(peer, new TextEncoder().encode(JSON.stringify({ type: "ack", id: msg.id }))).catch(() => {});
-    } else if (msg.type === "ack") {
-      const s = state.sent.find((x) => x.order.id === msg.id);
-      if (s) {
-        s.acked = true;
-        s.row.lastChild.textContent = "acked ✓";
-      }
+    if (state.peer !== peer) return;
+    if (conns.length) {
+      state.link = conns[0].transport;
+      state.linkState = "connected";
+      render();
+    } else {
+      lostPeer(peer, "no connection left");
     }
   }
 
   async function rttLoop() {
     for (;;) {
       await new Promise((r) => setTimeout(r, 1500));
-      if (!demo.ds || !state.peer) continue;
+      const peer = state.peer;
+      if (!demo.ds || !peer || state.linkState !== "connected") continue;
       try {
-        state.rttMs = await demo.ds.ping(state.peer);
-        $("rtt").textContent = `${state.rttMs.toFixed(1)} ms (${LINK_TEXT[state.link] || state.link})`;
+        const rtt = await demo.ds.ping(peer);
+        if (state.peer === peer) state.rttMs = rtt;
       } catch (_e) {
-        $("rtt").textContent = "—";
+        if (state.peer === peer) state.rttMs = null;
       }
-      refreshLink();
+      render();
+      await refreshLink();
+      render();
     }
   }
 
-  async function main() {
-    $("relay-addr").textContent = state.relay || "—";
-    $("copy").onclick = () => navigator.clipboard && navigator.clipboard.writeText(state.peerId || "");
-    $("connect-form").onsubmit = (ev) => {
-      ev.preventDefault();
-      const p = $("peer").value.trim();
-      if (p) connect(p);
-    };
-    $("order-form").onsubmit = sendOrder;
-    if (!state.relay) {
-      status("add ?relay=<relay multiaddr> to the URL (python scripts/demo.py prints a complete URL)", true);
+  // ------------------------------------------------------------------ the room
+
+  const namespace = () => "darkswap-demo/" + state.room;
+
+  async function joinRoom() {
+    if (!demo.ds || state.roomState === "unavailable" || state.peer || state.roomState === "joining") return;
+    state.roomState = "joining";
+    render();
+    try {
+      await demo.ds.register(namespace(), { ttl: REGISTER_TTL_MS });
+      state.roomError = null;
+      state.roomState = state.peer ? "paired" : "looking";
+      if (state.peer) leaveRoom();
+    } catch (e) {
+      state.roomState = "error";
+      state.roomError = errText(e);
+    }
+    render();
+  }
+
+  async function leaveRoom() {
+    if (state.roomState === "unavailable") return;
+    state.roomState = "paired";
+    state.inRoom = [];
+    render();
+    try {
+      await demo.ds.unregister(namespace());
+    } catch (e) {
+      console.warn("demo: unregister failed:", errText(e));
+    }
+  }
+
+  async function lookOnce() {
+    let found;
+    try {
+      found = await demo.ds.discover(namespace(), { limit: 100, timeout: 5000 });
+    } catch (e) {
+      state.roomError = errText(e);
+      render();
       return;
     }
-    if (typeof DarkSwapWasm === "undefined") {
-      status("../dist/darkswap.js did not load: build the dist (./build.sh demo) and serve dist/ next to demo/", true);
+    state.lookRounds++;
+    if (state.roomState !== "looking") return;
+    const now = Date.now();
+    const others = found.filter((f) => f.peerId !== state.peerId && f.peerId !== relayPeer);
+    state.inRoom = others.map((f) => f.peerId);
+    state.roomError = null;
+    render();
+    if (state.peer || state.target) return;
+    const live = others.filter((f) => !((skipUntil.get(f.peerId) || 0) > now));
+    live.forEach((f) => firstSeen.has(f.peerId) || firstSeen.set(f.peerId, now));
+    // the smaller peer ID dials; the larger waits for it, but not forever (a tab that cannot dial)
+    const mine = live.filter((f) => f.peerId > state.peerId);
+    const overdue = live.filter((f) => f.peerId < state.peerId && now - firstSeen.get(f.peerId) > GRACE_MS);
+    const pick = (mine.length ? mine : overdue).sort((x, y) => (x.peerId < y.peerId ? -1 : 1))[0];
+    if (pick) pair(pick.peerId, pick.addrs);
+  }
+
+  async function roomLoop() {
+    let lastJoin = 0;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      if (!demo.ds) continue;
+      if (state.roomState === "error" && Date.now() - lastJoin > 5000) {
+        lastJoin = Date.now();
+        await joinRoom();
+      } else if (state.roomState === "looking") {
+        await lookOnce();
+      }
+    }
+  }
+
+  function pickRoom() {
+    const given = params.get("room");
+    if (given && ROOM_RE.test(given)) return given;
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    const room = Array.from(bytes, (b) => ROOM_ALPHABET[b % ROOM_ALPHABET.length]).join("");
+    // into the address bar: copying it invites another tab into this room
+    const rest = location.search.replace(/^\?/, "").split("&").filter((kv) => kv && !kv.startsWith("room="));
+    history.replaceState(null, "", location.pathname + "?" + rest.concat("room=" + room).join("&") + location.hash);
+    return room;
+  }
+
+  // ------------------------------------------------------------------ controls
+
+  async function copyId() {
+    const id = state.peerId || "";
+    let how = null;
+    try {
+      await navigator.clipboard.writeText(id);
+      how = "copied ✓";
+    } catch (e) {
+      // the Clipboard API needs focus and permission: fall back to a selection + execCommand
+      const ta = document.createElement("textarea");
+      ta.value = id;
+      document.body.appendChild(ta);
+      ta.select();
+      let ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch (_e) {
+        ok = false;
+      }
+      ta.remove();
+      how = ok ? "copied ✓" : `copy failed (${(e && e.message) || e}): select the ID and copy it`;
+    }
+    state.copy = how;
+    render();
+    setTimeout(() => {
+      if (state.copy === how) {
+        state.copy = null;
+        render();
+      }
+    }, 3000);
+  }
+
+  function manualConnect(ev) {
+    ev.preventDefault();
+    const p = $("peer").value.trim();
+    if (!p || !demo.ds) return;
+    let bad = null;
+    if (p === state.peerId) bad = "that is this tab's own peer ID";
+    else if (p === relayPeer) bad = "that is the relay's peer ID, not another tab";
+    else if (!PEER_RE.test(p)) bad = "not a peer ID (12D3KooW… followed by 44 base58 characters)";
+    if (bad) {
+      attempt++;
+      state.target = null;
+      state.lastPeer = p;
+      state.linkState = "failed";
+      state.linkError = bad;
+      render();
       return;
     }
-    status("starting DarkSwap (Pyodide, libp2p, relay reservation)…");
+    if (state.peer === p) return;
+    if (state.peer) {
+      const old = state.peer;
+      post(old, { type: "bye" });
+      state.peer = null;
+      state.link = "none";
+      state.rttMs = null;
+    }
+    skipUntil.delete(p);
+    pair(p, null);
+  }
+
+  // ------------------------------------------------------------------ start
+
+  async function start() {
+    state.phase = "starting";
+    state.relayState = "reserving";
+    render();
     const t0 = performance.now();
     let ds;
     try {
-      ds = await DarkSwapWasm.new_with_defaults(params.get("network") || "regtest", { relays: [state.relay] });
+      ds = await DarkSwapWasm.new_with_defaults(params.get("network") || "regtest", { relays: [relay] });
     } catch (e) {
-      status(`cannot start: ${e.code}: ${e.message}`, true);
+      state.phase = "failed";
+      if (e.code === "RELAY_RESERVATION_FAILED") {
+        state.relayState = "failed";
+        state.relayError = e.message;
+        state.startError = `the relay gave this tab no reservation (a relay limits reservations per IP address; the demo relay allows 64). Trying again in ${RETRY_START_MS / 1000} s…`;
+        setTimeout(start, RETRY_START_MS);
+      } else {
+        state.startError = errText(e);
+      }
+      render();
       return;
     }
     demo.ds = ds;
     state.peerId = ds.local_peer_id();
-    $("peer-id").textContent = state.peerId;
     const info = ds.info();
-    state.reserved = info.reservations.length > 0;
-    const addrs = ds.listen_addrs();
-    $("circuit").textContent = addrs.length ? addrs[0] : "no reservation yet";
+    const circuitAddr = () => ds.listen_addrs().find((a) => a.includes("/p2p-circuit") && !a.includes("/webrtc")) || null;
+    state.reserved = info.reservations.includes(relayPeer);
+    state.circuit = circuitAddr();
+    state.relayError = null;
     ds.on("message", onMessage);
-    ds.on("relay:reserved", () => {
+    ds.on("relay:reserved", (r) => {
+      if (r !== relayPeer) return;
+      if (!state.reserved) {
+        state.relayState = state.relayState === "lost" || state.relayState === "renewed" ? "renewed" : "reserved";
+        if (state.relayState === "renewed") state.relayChangedAt = Date.now();
+      } else if (state.relayState === "reserving") {
+        state.relayState = "reserved";
+      }
       state.reserved = true;
-      $("circuit").textContent = ds.listen_addrs()[0] || "—";
+      state.relayError = null;
+      state.circuit = circuitAddr();
+      render();
+      if (state.roomState === "error") joinRoom();
     });
-    ds.on("relay:lost", () => {
+    ds.on("relay:lost", (r) => {
+      if (r !== relayPeer) return;
       state.reserved = false;
-      status("lost the relay reservation; it is renewed automatically", true);
+      state.relayState = "lost";
+      state.relayChangedAt = Date.now();
+      state.circuit = null;
+      render();
     });
-    ds.on("peer:connect", (peer) => {
-      if (!info.reservations.includes(peer)) setPeer(peer);
+    const onRelayProblem = (r, reason) => {
+      if (r !== relayPeer || state.reserved) return;
+      state.relayError = reason;
+      render();
+    };
+    ds.on("relay:warning", onRelayProblem);
+    if (DarkSwapWasm.EVENTS.includes("relay:error")) ds.on("relay:error", onRelayProblem);
+    ds.on("peer:disconnect", (p) => {
+      if (p === state.peer) refreshLink();
     });
-    ds.on("connection:open", () => refreshLink());
-    ds.on("connection:close", () => refreshLink());
-    status(
-      `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s — ${state.reserved ? "reserved on the relay" : "no reservation"}, ` +
-        `compression ${info.compression || "off"}, WebRTC ${info.webrtc ? "on" : "off"} (${info.compat.browser.name} ${info.compat.browser.version}). ` +
-        "Paste the other tab's peer ID and connect."
-    );
+    ds.on("connection:open", (p) => {
+      if (p === state.peer) refreshLink();
+    });
+    ds.on("connection:close", (p) => {
+      if (p === state.peer) refreshLink();
+    });
+    addEventListener("pagehide", () => {
+      if (state.peer) post(state.peer, { type: "bye" });
+      ds.close();
+    });
+    state.phase = "ready";
+    state.readyText =
+      `ready in ${((performance.now() - t0) / 1000).toFixed(1)} s — compression ${info.compression || "off"}, ` +
+      `WebRTC ${info.webrtc ? "on" : "off"}` +
+      (info.compat ? ` (${info.compat.browser.name} ${info.compat.browser.version})` : "");
+    render();
     rttLoop();
+    if (typeof ds.register !== "function") {
+      state.roomState = "unavailable";
+      render();
+    } else {
+      await joinRoom();
+      roomTask = roomTask || roomLoop();
+    }
     const peer = params.get("peer");
-    if (peer) connect(peer);
+    if (peer) {
+      $("peer").value = peer;
+      $("connect").click();
+    }
+  }
+
+  function main() {
+    $("copy").onclick = copyId;
+    $("connect-form").onsubmit = manualConnect;
+    $("order-form").onsubmit = sendOrder;
+    render();
+    if (!relay || !relayPeer) {
+      state.phase = "failed";
+      state.startError = "add ?relay=<relay multiaddr ending in /p2p/<relay peer ID>> to the URL (python scripts/demo.py prints a complete URL)";
+      render();
+      return;
+    }
+    state.room = pickRoom();
+    if (typeof DarkSwapWasm === "undefined") {
+      state.phase = "failed";
+      state.startError = "../dist/darkswap.js did not load: build the dist (./build.sh demo) and serve dist/ next to demo/";
+      render();
+      return;
+    }
+    start();
   }
 
   main();
