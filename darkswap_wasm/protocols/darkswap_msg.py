@@ -101,9 +101,17 @@ Limits
 ------
 
 Frames above ``max_frame_size`` are refused from their length prefix; a payload is at most
-``max_decompressed_frame`` bytes (for ZSTD a hard cap while decompressing); a message above
-``max_message_size`` is ``LimitExceeded``, at :meth:`~MessageSession.send` and on receipt; the
-zstd window is bounded by ``max_window_log``. Any bad input raises a
+``max_decompressed_frame`` bytes (for ZSTD a hard cap while decompressing, in 64 KiB output
+steps: a bomb is refused before it is inflated); a message above ``max_message_size`` is
+``LimitExceeded``, at :meth:`~MessageSession.send` and on receipt; the zstd window is bounded by
+``max_window_log``. Decompressed bytes are also bounded *per read*: ``receive_data(data, now,
+max_payload)`` decodes DATA frames only while the payload bytes it delivered stay below
+``max_payload`` (the room left in the application's inbox; at most one frame more), and keeps
+the rest undecoded and unacknowledged (:attr:`~MessageSession.receive_blocked`) until it is
+called again with room. 30 KB of frames that each inflate to 4 MiB thus cost one inbox, not
+gigabytes, and the sender, whose messages are not acked, is back-pressured and resends nothing
+it has not been told was delivered. ``inbox_bytes_per_peer`` / ``inbox_bytes_total`` are the I/O
+layer's inbox budgets it derives ``max_payload`` from. Any bad input raises a
 :class:`~darkswap_wasm.errors.ProtocolError` subclass from :meth:`~MessageSession.receive_data`;
 before raising, the session queues CLOSE+ABORT and fails (:class:`SessionFailed`). Both ends must
 use the same message and frame limits.
@@ -115,9 +123,10 @@ I/O adapter (what ``Network`` does)
 * on every stream of this protocol to or from the peer (either side dials): ``attach(now)``; on
   its error or EOF: ``detach(now)``. If two streams are live at once, both ends keep the one opened
   by the peer with the smaller peer id and reset the other, so both use the same stream;
-* read loop: ``receive_data(chunk, now)``, then write ``data_to_send()`` and dispatch events; stop
-  reading while the application's inbox is full (stream backpressure reaches the sender, whose
-  buffer fills, whose ``send`` raises :class:`BufferFull`);
+* read loop: ``receive_data(chunk, now, room)`` with ``room`` the inbox budget left (per peer and
+  in total), then write ``data_to_send()`` and dispatch events; while ``receive_blocked``, read
+  nothing more: wait for room and call ``receive_data(b"", now, room)``. Stream backpressure
+  then reaches the sender, whose buffer fills, whose ``send`` raises :class:`BufferFull`;
 * ``send_message(peer, data)``: ``seq = session.send(data, now)``; on :class:`BufferFull` wait for
   :class:`BufferSpace`, :class:`SessionClosing` or a terminal event and retry; once nothing more is
   queued (e.g. ``loop.call_soon``) call ``flush(now)`` and write ``data_to_send()``. A message is
@@ -236,9 +245,15 @@ class MessagingConfig:
     dictionaries: Mapping[int, bytes] = field(default_factory=dict, hash=False)  # id -> zstd dict/raw
     give_up_after: float = 300.0  # s without a working transport -> SessionFailed
     close_timeout: float = 30.0  # s a graceful close may take
+    # received messages the application has not taken yet (decompressed bytes). At the budget
+    # the I/O layer stops decoding and reading: nothing more is acked, the sender waits.
+    inbox_bytes_per_peer: int = 16 * MIB  # per peer (overshot by at most one frame)
+    inbox_bytes_total: int = 64 * MIB  # all peers together (overshot by at most one frame)
 
     def __post_init__(self) -> None:
         for name in (
+            "inbox_bytes_per_peer",
+            "inbox_bytes_total",
             "max_message_size",
             "max_frame_size",
             "max_decompressed_frame",
@@ -441,6 +456,7 @@ class MessageSession:
         self._attached = False
         self._connected = False  # attached and the peer's HELLO arrived
         self._frames: FrameDecoder | None = None
+        self._held: bytes | None = None  # a DATA frame not decoded for want of max_payload
         self._encoder: StreamEncoder | None = None
         self._decoder: StreamDecoder | None = None
         self._dict_id: int | None = None
@@ -502,6 +518,12 @@ class MessageSession:
     def received_seq(self) -> int:
         """The last seq delivered from the peer."""
         return self._recv_next - 1
+
+    @property
+    def receive_blocked(self) -> bool:
+        """``receive_data`` stopped at its ``max_payload`` with input left undecoded (and
+        unacknowledged): feed no new bytes; call ``receive_data(b"", now, room)`` once there is room."""
+        return self._held is not None
 
     @property
     def compressing(self) -> bool:
@@ -681,6 +703,7 @@ class MessageSession:
         self._attached = False
         self._connected = False
         self._frames = None
+        self._held = None
         self._encoder = None
         self._decoder = None
         self._dict_id = None
@@ -713,18 +736,44 @@ class MessageSession:
 
     # ------------------------------------------------------------------------------ receiving
 
-    def receive_data(self, data: bytes, now: float) -> None:
+    def receive_data(self, data: bytes, now: float, max_payload: int | None = None) -> None:
         """Feed bytes read from the attached transport (ignored when detached or ended).
+
+        ``max_payload``: decompressed bytes this call may deliver (``None``: no bound). Once the
+        DATA payloads decoded in this call reach it, the next DATA frame and everything after it
+        stay undecoded and unacknowledged (:attr:`receive_blocked`); a later call (``data`` may
+        be ``b""``) continues from there. So one call delivers at most ``max_payload`` plus one
+        frame (``max_decompressed_frame``), whatever the input inflates to.
 
         Raises :class:`~darkswap_wasm.errors.ProtocolError` subclasses on bad input; the session
         has then queued CLOSE+ABORT and failed (:class:`SessionFailed`).
         """
-        if not data or not self._attached or self._state in _TERMINAL:
+        if not self._attached or self._state in _TERMINAL or not (data or self._held is not None):
             return
-        self._st["wire_bytes_in"] += len(data)
+        frames: FrameDecoder = self._frames  # type: ignore[assignment]
+        if data:
+            self._st["wire_bytes_in"] += len(data)
+            frames.push(data)
+        used = 0
         try:
-            for frame in self._frames.feed(data):  # type: ignore[union-attr]
-                self._on_frame(frame, now)
+            while True:
+                frame = self._held
+                if frame is None:
+                    frame = frames.next_frame()
+                    if frame is None:
+                        break
+                else:
+                    self._held = None
+                if (
+                    max_payload is not None
+                    and used >= max_payload
+                    and self._connected
+                    and frame
+                    and frame[0] >> 4 == TYPE_DATA
+                ):
+                    self._held = frame  # no room: keep it (and what follows) undecoded, unacked
+                    break
+                used += self._on_frame(frame, now)
                 if self._state in _TERMINAL or not self._attached:
                     break
         except ProtocolError as exc:
@@ -743,14 +792,15 @@ class MessageSession:
         if self._state is SessionState.CLOSING:
             self._progress_close()
 
-    def _on_frame(self, frame: bytes, now: float) -> None:
+    def _on_frame(self, frame: bytes, now: float) -> int:
+        """Handle one frame; the payload bytes it delivered (DATA), else 0."""
         if not frame:
             raise DecodeError("darkswap msg: empty frame")
         kind = frame[0]
         ftype = kind >> 4
         flags = kind & 0xF
         if ftype == TYPE_DATA and self._connected:
-            self._on_data(frame, flags)
+            return self._on_data(frame, flags)
         elif ftype == TYPE_ACK and self._connected:
             if flags:
                 raise DecodeError(f"darkswap msg: ACK with flags {flags:#x}")
@@ -768,6 +818,7 @@ class MessageSession:
             raise ProtocolError(f"darkswap msg: frame type {ftype} before HELLO")
         else:
             raise DecodeError(f"darkswap msg: unknown frame type {ftype}")
+        return 0
 
     def _on_hello(self, frame: bytes, flags: int, now: float) -> None:
         if flags & ~(HELLO_ZSTD | HELLO_CLOSING):
@@ -864,7 +915,7 @@ class MessageSession:
         if self._state is SessionState.CLOSING:
             self._progress_close()
 
-    def _on_data(self, frame: bytes, flags: int) -> None:
+    def _on_data(self, frame: bytes, flags: int) -> int:
         if flags & ~(DATA_ENCODING | DATA_ACK):
             raise DecodeError(f"darkswap msg: DATA with unknown flags {flags:#x}")
         pos = 1
@@ -919,6 +970,7 @@ class MessageSession:
             st["messages_in"] += seq - first
             st["payload_bytes_in"] += nbytes
             st["frames_in"] += 1
+        return end
 
     def _zstd_decoder(self) -> StreamDecoder:
         decoder = self._decoder
@@ -1033,6 +1085,7 @@ class MessageSession:
         self._batch_deadline = self._ack_due = self._close_deadline = self._offline_since = None
         self._encoder = self._decoder = None
         self._frames = None
+        self._held = None
 
     # --------------------------------------------------------------------------------- timers
 

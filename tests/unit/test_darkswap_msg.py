@@ -403,6 +403,112 @@ def test_oversized_message_is_limit_exceeded_not_buffer_full():
     assert a.send(bytes(1000), 0) == 1
 
 
+def _acks_in(wire: bytes) -> int:
+    """The messages acknowledged by the standalone ACK frames in ``wire`` (nothing else in it)."""
+    from darkswap_wasm.wire import varint
+
+    total = pos = 0
+    while pos < len(wire):
+        n, pos = varint.decode(wire, pos)
+        assert wire[pos] == 0x30  # ACK
+        total += varint.decode(wire[pos + 1 : pos + n], 0)[0]
+        pos += n
+    return total
+
+
+def _acked_by(b: MessageSession, a: MessageSession) -> int:
+    """Deliver b's output to a; a's acked seq afterwards."""
+    a.receive_data(b.data_to_send(), 0)
+    return a.acked_seq
+
+
+def test_receive_budget_stops_decoding_and_acking_until_there_is_room():
+    a, b = session(A_ID, send_buffer_bytes=16 * MIB), session(B_ID)
+    connect(a, b)
+    for i in range(10):
+        a.send(bytes([i]) * MIB, 0)  # one DATA frame each (above batch_max_bytes)
+    a.flush(0)
+    wire = a.data_to_send()
+    b.receive_data(wire, 0, max_payload=3 * MIB)  # the whole burst in one read, room for 3 MiB
+    got = messages(b.events_received())
+    assert [seq for seq, _ in got] == [1, 2, 3]  # stopped at the budget, at a frame boundary
+    assert b.receive_blocked and b.received_seq == 3
+    b.handle_timeout(1)
+    assert _acked_by(b, a) == 3  # acked only what was delivered: the rest is not "stored"
+    b.receive_data(b"", 1, max_payload=0)  # still no room: nothing happens
+    assert b.events_received() == [] and b.receive_blocked
+    b.receive_data(b"", 1, max_payload=1)  # some room: one more frame (the overshoot bound)
+    assert [seq for seq, _ in messages(b.events_received())] == [4]
+    b.receive_data(b"", 1, max_payload=None)
+    rest = messages(b.events_received())
+    assert [seq for seq, _ in rest] == list(range(5, 11)) and not b.receive_blocked
+    assert [d for _, d in got + rest][-1] == bytes([9]) * MIB
+    b.handle_timeout(2)
+    assert _acked_by(b, a) == 10
+
+
+def test_undecoded_input_is_resent_after_a_cut_nothing_lost_or_doubled():
+    a, b = session(A_ID, send_buffer_bytes=16 * MIB), session(B_ID)
+    connect(a, b)
+    for i in range(6):
+        a.send(bytes([i]) * MIB, 0)
+    a.flush(0)
+    b.receive_data(a.data_to_send(), 0, max_payload=2 * MIB)
+    first = messages(b.events_received())
+    assert len(first) == 2 and b.receive_blocked
+    b.handle_timeout(1)
+    a.receive_data(b.data_to_send(), 1)
+    a.detach(1)  # the transport breaks while the rest waits undecoded
+    b.detach(1)
+    assert not b.receive_blocked
+    _, eb = connect(a, b, 2)
+    later = messages(eb)
+    assert [seq for seq, _ in first + later] == list(range(1, 7))
+    assert [d[0] for _, d in first + later] == list(range(6))
+
+
+@native_compression
+def test_bomb_of_1700_frames_each_inflating_to_4_mib_is_refused_at_the_budget(zstd_backend):
+    # issue 12, attack 1: ~1,700 tiny zstd frames, each a 4 MiB message, fit in one stream read;
+    # decoding them all took the relay from 67 MiB to 873 MiB RSS
+    import tracemalloc
+
+    attacker = session(A_ID, backend=zstd_backend, send_buffer_bytes=16 * MIB)
+    victim = session(B_ID, backend=zstd_backend)
+    connect(attacker, victim)
+    message = bytes(4 * MIB - 16)
+    frames = []
+    for _ in range(3):
+        attacker.send(message, 0)
+        attacker.flush(0)
+        frames.append(attacker.data_to_send())
+    assert frames[1] == frames[2]  # a steady state: every later frame is these same bytes
+    bomb = frames[0] + frames[1] * 1699
+    assert len(bomb) < 300 * KIB and len(frames[1]) < 200  # one stream read's worth
+    budget = 16 * MIB  # the inbox room the I/O layer passes (MessagingConfig.inbox_bytes_per_peer)
+    tracemalloc.start()
+    try:
+        victim.receive_data(bomb, 0, max_payload=budget)
+        events = victim.events_received()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    got = messages(events)
+    delivered = sum(len(d) for _, d in got)
+    assert 0 < delivered <= budget + victim.config.max_decompressed_frame  # not 1,700 x 4 MiB
+    assert all(d == message for _, d in got)
+    assert victim.receive_blocked and victim.state is SessionState.OPEN  # refused, not failed
+    assert peak < budget + 4 * victim.config.max_decompressed_frame  # memory bounded by the budget
+    victim.handle_timeout(1)
+    assert _acks_in(victim.data_to_send()) == len(got)  # nothing acked that was not stored
+    # once the application took them, decoding goes on from exactly where it stopped
+    del events, got
+    victim.receive_data(b"", 1, max_payload=budget)
+    more = messages(victim.events_received())
+    assert more and more[0][0] == victim.received_seq - len(more) + 1
+    assert sum(len(d) for _, d in more) <= budget + victim.config.max_decompressed_frame
+
+
 def compress_bound_plus(n: int) -> int:
     from darkswap_wasm.compression import compress_bound
 
