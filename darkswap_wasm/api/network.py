@@ -136,14 +136,16 @@ class Network:
         """Dial ``addr``; returns the peer's authenticated ID.
 
         ``<relay>/p2p-circuit/webrtc/p2p/<peer>`` dials through the relay, then upgrades to a
-        direct WebRTC connection (staying relayed if that fails).
+        direct WebRTC connection as :meth:`create_webrtc_data_channel` does: waiting at most
+        ``WebRTCSettings.upgrade_wait`` (not at all while the peer is backed off), the attempts
+        going on in the background; the relayed connection serves meanwhile, or for good.
         """
         maddr = Multiaddr(addr)
         protos = maddr.protocols()
         if "webrtc" in protos and "p2p-circuit" in protos and self._webrtc is not None:
             relayed = Multiaddr(str(maddr).replace("/p2p-circuit/webrtc/", "/p2p-circuit/"))
             conn = await self._host.dial(relayed)
-            await self._webrtc.upgrade(conn.remote_peer)
+            await self._webrtc.upgrade_within(conn.remote_peer)
             return conn.remote_peer
         conn = await self._host.dial(maddr)
         assert conn.remote_peer is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -134,6 +135,42 @@ async def test_a_send_while_the_only_path_is_down_is_queued_and_delivered_once_i
             "--listen", f"/ip4/127.0.0.1/tcp/{port}", "--identity", key, "--circuit-data", "0"
         )
         assert await b.receive_message(a.local_peer_id(), timeout=40) == b"during"
+        await a.wait_delivered(pb, seq, timeout=10)
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
+
+
+@async_test(timeout=120)
+async def test_dialing_a_webrtc_circuit_address_follows_the_upgrade_policy_when_webrtc_cannot_connect():
+    """``connect("<relay>/p2p-circuit/webrtc/p2p/<peer>")`` where WebRTC cannot connect returns
+    the relayed connection after at most ``upgrade_wait``, the round of attempts going on in the
+    background, as ``create_webrtc_data_channel`` does (it used to wait for the whole round:
+    ~45 s in a page before "connected"); once the round failed, another connect starts no new
+    round while the peer is backed off."""
+    settings = replace(NO_ICE, upgrade_wait=0.2)  # each attempt takes seconds to fail, a round more
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "0")
+    a = await Network.create(NetworkConfig(webrtc=settings))
+    b = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=settings))
+    try:
+        await reserved(b)
+        pb = b.local_peer_id()
+        [addr] = [str(x) for x in b.listen_addrs() if "/webrtc/" in str(x)]
+        assert await a.connect(addr) == pb
+        assert [c.transport for c in a.connections(pb)] == ["relay"]
+        assert pb not in a.webrtc.failures  # returned while the round still runs...
+        deadline = time.monotonic() + 90
+        while pb not in a.webrtc.failures:  # ...which fails in the background
+            assert time.monotonic() < deadline, "the WebRTC round never ended"
+            await asyncio.sleep(0.1)
+        assert not a.webrtc.may_try(pb)
+        backed_off_until = a.webrtc._retry[pb][1]
+        assert await a.connect(addr) == pb  # backed off: returns at once, no new round
+        assert a.webrtc._retry[pb][1] == backed_off_until
+        assert pb not in a.webrtc._dialing
+        seq = await a.send_message(pb, b"over the relay")
+        assert await b.receive_message(a.local_peer_id(), timeout=10) == b"over the relay"
         await a.wait_delivered(pb, seq, timeout=10)
     finally:
         await a.close()
