@@ -114,6 +114,7 @@
       case "joining":
         return [`joining room “${state.room}” on the relay…`, ""];
       case "looking":
+        if (!state.reserved) return ["in the room, but not reachable until the relay reservation is back", "warn"];
         return [
           `in the room: looking for another tab (${n ? n + " other tab" + (n > 1 ? "s" : "") + " here" : "none here yet: open this page's address in another tab"})` +
             (state.roomError ? ` — last discovery failed: ${state.roomError}` : ""),
@@ -124,7 +125,7 @@
       case "error":
         return [`cannot join the room: ${state.roomError}; trying again…`, "error"];
       default:
-        return ["—", ""];
+        return [state.relayState === "failed" ? "not in the room (no reservation on the relay)" : "—", ""];
     }
   }
 
@@ -425,11 +426,13 @@
   }
 
   async function lookOnce() {
+    if (!state.reserved) return; // the relay answers discover() only to a tab with a reservation
+    const since = state.relayChangedAt;
     let found;
     try {
       found = await demo.ds.discover(namespace(), { limit: 100, timeout: 5000 });
     } catch (e) {
-      state.roomError = errText(e);
+      if (state.relayChangedAt === since) state.roomError = errText(e); // not an error of a reservation gone since
       render();
       return;
     }
@@ -552,7 +555,11 @@
       if (e.code === "RELAY_RESERVATION_FAILED") {
         state.relayState = "failed";
         state.relayError = e.message;
-        state.startError = `the relay gave this tab no reservation (a relay limits reservations per IP address; the demo relay allows 64). Trying again in ${RETRY_START_MS / 1000} s…`;
+        const full = /RESOURCE_LIMIT_EXCEEDED/.test(e.message || "");
+        state.startError =
+          "the relay gave this tab no reservation" +
+          (full ? " — it is full for this IP address (a relay caps reservations per IP: 4 by default, 64 on scripts/demo.py's relay; close a tab or raise --max-reservations-per-peer)" : "") +
+          `. Trying again in ${RETRY_START_MS / 1000} s…`;
         setTimeout(start, RETRY_START_MS);
       } else {
         state.startError = errText(e);
@@ -578,6 +585,7 @@
       }
       state.reserved = true;
       state.relayError = null;
+      state.roomError = null;
       state.circuit = circuitAddr();
       render();
       if (state.roomState === "error") joinRoom();
@@ -585,6 +593,7 @@
     ds.on("relay:lost", (r) => {
       if (r !== relayPeer) return;
       state.reserved = false;
+      state.roomError = null;
       state.relayState = "lost";
       state.relayChangedAt = Date.now();
       state.circuit = null;

@@ -157,7 +157,7 @@ def png_rgb(path: Path) -> tuple[int, int, list[bytes]]:
     return w, h, rows
 
 
-def check_screenshot(path: Path) -> dict:
+def check_screenshot(path: Path, webrtc: bool = True) -> dict:
     w, h, rows = png_rgb(path)
     colours: dict[tuple[int, int, int], int] = {}
     varied_rows = 0
@@ -181,18 +181,21 @@ def check_screenshot(path: Path) -> dict:
     assert facts["top_share"] < 0.9, facts  # the background does not fill the picture
     assert facts["varied_rows"] > 0.3, facts  # text all down the page
     assert facts["dark_text"] > 500, facts
-    assert facts["webrtc_badge"] > 50, facts  # the green "direct WebRTC" badge is painted
+    if webrtc:
+        assert facts["webrtc_badge"] > 50, facts  # the green "direct WebRTC" badge is painted
+    else:
+        assert facts["webrtc_badge"] == 0, facts
     return facts
 
 
-def screenshot(tab, path: Path) -> dict:
+def screenshot(tab, path: Path, webrtc: bool = True) -> dict:
     tab.driver.switch_to.window(tab.handle)
     tab.driver.set_window_size(1200, 1000)
     tab.js(
         "window.scrollTo(0, 0); await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 100))); return null;"
     )
     assert tab.driver.save_screenshot(str(path)), path
-    facts = check_screenshot(path)
+    facts = check_screenshot(path, webrtc)
     report(f"demo screenshot {path}: {facts}")
     return facts
 
@@ -282,7 +285,7 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
     report(f"demo: {pa[:12]}… and {pb[:12]}… paired from the printed URL alone; screenshots {shots}")
 
 
-def test_a_failed_connect_disables_send_and_says_why(demo, tabs, test_net):  # noqa: F811
+def test_a_failed_connect_disables_send_and_says_why(demo, tabs, test_net, tmp_path):  # noqa: F811
     # opened without a room: the page picks one and writes it into its address
     url = demo.split("&room=")[0]
     relay_peer = relay_peer_of(url)
@@ -293,11 +296,15 @@ def test_a_failed_connect_disables_send_and_says_why(demo, tabs, test_net):  # n
     check_consistent(s)
     assert s["dom"]["sendDisabled"] and s["dom"]["relayStatus"] == "reserved on the relay"
 
-    # the copy button says what happened
-    t.js("document.getElementById('copy').click(); return null;")
+    # the copy button says what happened (a real click: the clipboard wants a user gesture)
+    from selenium.webdriver.common.by import By
+
+    t.driver.find_element(By.ID, "copy").click()
     s = wait(t, "$('copy').textContent !== 'copy'", 10_000)
-    assert s["dom"]["copy"] == "copied ✓" or s["dom"]["copy"].startswith("copy failed"), s["dom"]["copy"]
     report(f"demo copy button: {s['dom']['copy']!r}")
+    assert s["dom"]["copy"] == "copied ✓", s["dom"]["copy"]
+    copied = t.js("return await navigator.clipboard.readText().catch((e) => 'cannot read: ' + e.message);")
+    report(f"demo clipboard: {copied!r}")
 
     connect = (
         "document.getElementById('peer').value = args[0]; document.getElementById('connect').click(); return null;"
@@ -319,6 +326,9 @@ def test_a_failed_connect_disables_send_and_says_why(demo, tabs, test_net):  # n
     s = wait(t, "s.linkState === 'failed' && s.lastPeer === 'not-a-peer-id'")
     assert "not a peer ID" in s["dom"]["linkStatus"] and s["dom"]["sendDisabled"]
     check_consistent(s)
+    t.js(connect, nobody)
+    wait(t, f"s.linkState === 'failed' && s.lastPeer === {nobody!r}")
+    screenshot(t, tmp_path / "demo-failed-connect.png", webrtc=False)
 
 
 # --------------------------------------------------------------------------- the relay's pieces, restarted
@@ -363,7 +373,7 @@ def demo_relay(tmp_path):
         r.stop()
 
 
-def test_the_status_follows_relay_lost_and_renewed(site, demo_relay, tabs, test_net):  # noqa: F811
+def test_the_status_follows_relay_lost_and_renewed(site, demo_relay, tabs, test_net, tmp_path):  # noqa: F811
     relay = demo_relay()
     t = tabs(f"{site.base_url}demo/index.html?relay={relay.ws}&room=restart", "demo-restart")
     s = wait(t, "s.phase === 'ready' && s.relayState === 'reserved' && s.roomState === 'looking'", 180_000)
@@ -374,21 +384,26 @@ def test_the_status_follows_relay_lost_and_renewed(site, demo_relay, tabs, test_
     s = wait(t, "s.relayState === 'lost'")
     assert "lost the relay reservation" in s["dom"]["relayStatus"] and "error" in s["dom"]["relayStatusClass"]
     assert "no reservation" in s["dom"]["circuit"]
+    assert "until the relay reservation is back" in s["dom"]["roomStatus"], s["dom"]["roomStatus"]
     check_consistent(s)
+    screenshot(t, tmp_path / "demo-relay-lost.png", webrtc=False)
 
     relay.start()  # same key, same ports: the page's reservation manager gets it back
     s = wait(t, "s.relayState === 'renewed'")
     assert s["dom"]["relayStatus"].startswith("reservation renewed at"), s["dom"]
     assert "lost" not in s["dom"]["relayStatus"] and "error" not in s["dom"]["relayStatusClass"], s["dom"]
     assert "/p2p-circuit" in s["dom"]["circuit"]
+    # nothing stale: no word of the lost reservation or of what failed while it was gone
+    assert "reservation is back" not in s["dom"]["roomStatus"] and "failed" not in s["dom"]["roomStatus"], s["dom"]
     check_consistent(s)
+    screenshot(t, tmp_path / "demo-relay-renewed.png", webrtc=False)
     # and the room registration came back with it: a new tab finds this one
     u = tabs(f"{site.base_url}demo/index.html?relay={relay.ws}&room=restart", "demo-restart-2")
     su = wait(u, "s.peer && s.linkState === 'connected'", 180_000)
     assert su["state"]["peer"] == s["state"]["peerId"], su["state"]
 
 
-def test_a_tab_without_a_reservation_says_why(site, demo_relay, tabs, test_net):  # noqa: F811
+def test_a_tab_without_a_reservation_says_why(site, demo_relay, tabs, test_net, tmp_path):  # noqa: F811
     relay = demo_relay(per_peer=1)  # one reservation per IP: the second tab is refused
     url = f"{site.base_url}demo/index.html?relay={relay.ws}&room=full"
     first = tabs(url, "demo-first")
@@ -399,8 +414,10 @@ def test_a_tab_without_a_reservation_says_why(site, demo_relay, tabs, test_net):
     assert s["dom"]["relayStatus"].startswith("no reservation: ") and len(s["dom"]["relayStatus"]) > 40, s["dom"]
     assert relay.ws.rsplit("/p2p/", 1)[0] in s["dom"]["relayStatus"], s["dom"]  # which relay, and why
     assert "no reservation" in s["dom"]["status"] and "error" in s["dom"]["statusClass"], s["dom"]
+    assert "full for this IP address" in s["dom"]["status"], s["dom"]["status"]  # RESOURCE_LIMIT_EXCEEDED
     assert s["dom"]["remote"] == "—" and s["state"]["peer"] is None and s["dom"]["sendDisabled"]
     check_consistent(s)
+    screenshot(second, tmp_path / "demo-no-reservation.png", webrtc=False)
     first_state = wait(first, "true")["state"]
     assert first_state["peer"] is None  # the refused tab never got anywhere, the relay is nobody's peer
 
