@@ -194,3 +194,32 @@ def test_a_relay_on_all_interfaces_prints_addresses_one_can_dial():
     assert printed[0].startswith("/ip4/127.0.0.1/tcp/"), printed
     assert not any("0.0.0.0" in a for a in printed), printed
     assert code == 0 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("script", ["darkswap-node", "darkswap-relay"])
+def test_a_signal_while_the_console_script_is_still_starting_is_a_clean_stop(script):
+    """The console scripts install their stop handlers before importing the rest: Ctrl-C at any
+    moment of start-up is exit 0 (or, before Python itself is up, the signal's default) and never
+    a KeyboardInterrupt traceback."""
+    exe = Path(sys.executable).parent / script
+    assert exe.is_file(), f"{exe} is missing: the project is installed with pip install -e . (./build.sh test does)"
+    stopped_by_us = 0
+    for delay in (0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+        proc = subprocess.Popen(
+            [str(exe), "--listen", "/ip4/127.0.0.1/tcp/0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=_env(),
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"{script} did not stop within 3 s of SIGINT at {delay} s") from None
+        if "init_import_site" in err:
+            continue  # Python's own start-up (importing site), before the script's first line runs
+        assert "Traceback" not in err, (delay, err)
+        assert proc.returncode in (0, -signal.SIGINT), (delay, proc.returncode, err)
+        stopped_by_us += proc.returncode == 0
+    assert stopped_by_us >= 3, "no signal reached the CLI's own start-up (all were before or after it)"
