@@ -7,6 +7,13 @@ caller's burst is queued. When the stream breaks the session is detached and, wh
 holds unacked messages, re-attached on a new stream through any path (redial, another relay,
 WebRTC or not); the machine resends exactly what is missing. A better connection (WebRTC after
 a relayed start) takes the session over the same way.
+
+Inbox budgets (``MessagingConfig.inbox_bytes_per_peer`` / ``inbox_bytes_total``): received
+messages the application has not taken yet. Each read hands the session only the room left (it
+stops decoding there, so one read of compressed frames cannot inflate past it), and at no room
+the peer's stream is not read at all: nothing more is acked, the sender is back-pressured and
+resends later. A node that never reads its inbox (a relay) holds at most the total budget. The
+state of a peer that disconnected with nothing pending either way is dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from ..protocols import darkswap_msg as dm
 from ..tasks import spawn
 from .backoff import Backoff
 from .host import TRANSPORT_PREFERENCE, Host
+from .ratelog import RefusalLog
 from .stream import NO_TIMEOUT, Stream
 
 log = logging.getLogger(__name__)
+refusals = RefusalLog(log, level=logging.INFO)  # inboxes at their budget (the sender waits)
 PROTOCOL_ID = "/darkswap/msg/1.0.0"
 
 
@@ -37,6 +46,7 @@ class _Peer:
         self.ever_attached = False  # once a stream carried it, a lost path never fails a send
         self.inbox: deque[bytes] = deque()
         self.inbox_bytes = 0
+        self.waiting = 0  # send/receive calls using this peer's state right now
         self.readable = asyncio.Event()
         self.inbox_space = asyncio.Event()
         self.inbox_space.set()
@@ -74,9 +84,8 @@ class _Peer:
             if isinstance(ev, dm.MessageReceived):
                 self.inbox.append(ev.data)
                 self.inbox_bytes += len(ev.data)
+                self.service.inbox_total += len(ev.data)
                 self.readable.set()
-                if self.inbox_bytes > self.service.inbox_limit:
-                    self.inbox_space.clear()
             elif isinstance(ev, dm.Acked):
                 self.acked_seq = ev.up_to_seq
                 self.acked.set()
@@ -141,13 +150,29 @@ class _Peer:
             self.redial = None
 
     async def _read_loop(self, stream: Stream) -> None:
+        service = self.service
         try:
             while True:
-                await self.inbox_space.wait()
-                data = await stream.read(timeout=NO_TIMEOUT)
-                if not data:
-                    break
-                self.session.receive_data(data, time.monotonic())
+                room = service.inbox_room(self)
+                if room <= 0:  # read nothing (no acks): the sender is back-pressured
+                    refusals.refused(
+                        "messaging:inbox_full",
+                        "messaging inbox full (%d bytes from %s, %d in all): not reading until it is read",
+                        self.inbox_bytes,
+                        self.peer,
+                        service.inbox_total,
+                    )
+                    self.inbox_space.clear()
+                    service._blocked.add(self)
+                    await self.inbox_space.wait()
+                    continue
+                if self.session.receive_blocked:  # input left undecoded at the last budget
+                    self.session.receive_data(b"", time.monotonic(), room)
+                else:
+                    data = await stream.read(timeout=NO_TIMEOUT)
+                    if not data:
+                        break
+                    self.session.receive_data(data, time.monotonic(), service.inbox_room(self))
                 self.dispatch()
                 self.write_out()
         except asyncio.CancelledError:
@@ -223,15 +248,48 @@ class _Peer:
 
 
 class MessagingService:
-    def __init__(self, host: Host, config: dm.MessagingConfig | None = None, *, inbox_limit: int = 16 * 1024 * 1024):
+    def __init__(self, host: Host, config: dm.MessagingConfig | None = None, *, inbox_limit: int | None = None):
         self.host = host
         self.config = config or dm.MessagingConfig()
-        self.inbox_limit = inbox_limit
+        self.inbox_limit = self.config.inbox_bytes_per_peer if inbox_limit is None else inbox_limit
+        self.inbox_total = 0  # bytes in every peer's inbox
         self.closed = False
         self._peers: dict[PeerId, _Peer] = {}
+        self._blocked: set[_Peer] = set()  # readers waiting for inbox room
         self._tasks: set[asyncio.Task] = set()
         host.set_stream_handler(PROTOCOL_ID, self._handle)
         host.on("connection:open", self._on_connection)
+        host.on("peer:disconnect", self._on_disconnect)
+
+    def inbox_room(self, p: _Peer) -> int:
+        """Decompressed bytes ``p``'s session may deliver now (per-peer and total budgets)."""
+        return min(self.inbox_limit - p.inbox_bytes, self.config.inbox_bytes_total - self.inbox_total)
+
+    def _taken(self, p: _Peer, n: int) -> None:
+        """The application took ``n`` bytes of ``p``'s inbox: wake readers that have room again."""
+        p.inbox_bytes -= n
+        self.inbox_total -= n
+        for q in list(self._blocked):
+            if self.inbox_room(q) > 0:
+                self._blocked.discard(q)
+                q.inbox_space.set()
+
+    def _on_disconnect(self, peer: PeerId) -> None:
+        if peer in self._peers and not self.closed:  # a peer that comes back soon keeps its session
+            asyncio.get_running_loop().call_later(self.config.give_up_after, self._drop_if_gone, peer)
+
+    def _drop_if_gone(self, peer: PeerId) -> None:
+        """Drop the state of a peer gone for ``give_up_after`` with nothing pending either way."""
+        p = self._peers.get(peer)
+        if p is None or self.closed or self.host.connections(peer) or p.redial is not None or p.inbox or p.waiting:
+            return
+        if (p.stream is not None and not p.stream.conn.closed) or p.session.unacked_count or p.session.queued_count:
+            return
+        del self._peers[peer]
+        self._blocked.discard(p)
+        for t in (p.reader, p.timer):
+            if t is not None:
+                t.cancel()
 
     def _peer(self, peer: PeerId) -> _Peer:
         p = self._peers.get(peer)
@@ -289,6 +347,13 @@ class MessagingService:
         if len(data) > self.config.max_message_size:
             raise LimitExceeded(f"message of {len(data)} bytes exceeds the maximum of {self.config.max_message_size}")
         p = self._peer(peer)
+        p.waiting += 1  # not dropped on disconnect while a caller uses it
+        try:
+            return await self._send(p, peer, data, timeout)
+        finally:
+            p.waiting -= 1
+
+    async def _send(self, p: _Peer, peer: PeerId, data: bytes, timeout: float | None) -> int:
         if p.failed is not None:
             raise p.failed
         self._check_path_limit(peer, len(data))
@@ -345,18 +410,20 @@ class MessagingService:
     async def receive(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
         peer = PeerId.coerce(peer)
         p = self._peer(peer)
-        while not p.inbox:
-            if p.failed is not None:
-                raise p.failed
-            p.readable.clear()
-            try:
-                await asyncio.wait_for(p.readable.wait(), timeout)
-            except TimeoutError:
-                raise Timeout(f"no message from {peer} within {timeout:g}s") from None
+        p.waiting += 1  # not dropped on disconnect while a caller waits on it
+        try:
+            while not p.inbox:
+                if p.failed is not None:
+                    raise p.failed
+                p.readable.clear()
+                try:
+                    await asyncio.wait_for(p.readable.wait(), timeout)
+                except TimeoutError:
+                    raise Timeout(f"no message from {peer} within {timeout:g}s") from None
+        finally:
+            p.waiting -= 1
         data = p.inbox.popleft()
-        p.inbox_bytes -= len(data)
-        if p.inbox_bytes <= self.inbox_limit:
-            p.inbox_space.set()
+        self._taken(p, len(data))
         return data
 
     async def wait_acked(self, peer: PeerId | str, seq: int, timeout: float = 30.0) -> None:

@@ -1,0 +1,240 @@
+"""Issue 12, attacks 1, 4 and 7 against a real ``darkswap-relay`` process on 127.0.0.1.
+
+Each attacker is written with the project's own machines (a ``Network`` for the connection, a
+``MessageSession`` and raw frames for the bomb), as the issue's reproduction was. Each test
+asserts three things: the attacker is refused at the limit, an honest peer reserves on the relay
+and is pinged through it during the attack, and the relay's memory (``VmHWM``, the peak RSS, from
+``/proc/<pid>/status``) stays within a bound of its baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from darkswap_wasm import Network, NetworkConfig
+from darkswap_wasm.errors import DarkSwapError, Timeout
+from darkswap_wasm.host.connection import ConnectionConfig
+from darkswap_wasm.host.host import HostConfig
+from darkswap_wasm.host.relay_server import read_message
+from darkswap_wasm.protocols import darkswap_msg as dm
+from darkswap_wasm.protocols import identify
+from darkswap_wasm.protocols.circuit_v2 import HOP_PROTOCOL_ID, HopMessage, HopType, Status
+from darkswap_wasm.protocols.yamux import YamuxConfig
+from darkswap_wasm.wire import varint
+from darkswap_wasm.wire.framing import FrameDecoder
+
+from .helpers import async_test, reserved
+from .procs import RelayProcess
+
+pytestmark = pytest.mark.native_crypto
+
+MIB = 1024 * 1024
+KIB = 1024
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak RSS) of a process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+async def attacker_network(**host) -> Network:
+    return await Network.create(NetworkConfig(webrtc=None, monitor=None, host=HostConfig(**host)))
+
+
+async def start_relay() -> RelayProcess:
+    # every peer here comes from 127.0.0.1: room for the honest checks' reservations
+    return await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--circuit-data", "0", "--max-reservations-per-peer", "64"
+    )
+
+
+async def honest_peers_work(relay_addr: str) -> None:
+    """A fresh peer reserves on the relay and another one pings it through the circuit."""
+    b = await Network.create(NetworkConfig(relays=[relay_addr], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
+    try:
+        await reserved(b)
+        [addr] = [str(x) for x in b.listen_addrs() if "/p2p-circuit/" in str(x) and "/webrtc" not in str(x)]
+        peer = await a.connect(addr)
+        assert [c.transport for c in a.connections(peer)] == ["relay"]
+        assert await a.ping(peer) > 0
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def reserve_on(net: Network, conn) -> Status:
+    """A circuit-v2 RESERVE on exactly this connection; the relay's answer."""
+    stream = await net.host.new_stream_on(conn, [HOP_PROTOCOL_ID])
+    await stream.write(HopMessage(HopType.RESERVE).encode())
+    reply = await read_message(stream, HopMessage, 10)
+    await stream.close()
+    return reply.status
+
+
+# ----------------------------------------------------------------- attack 1: the 30 KB bomb
+
+
+def acks_in(decoder: FrameDecoder, data: bytes) -> int:
+    """Messages acknowledged by the relay's ACK frames (the relay sends us nothing else)."""
+    total = 0
+    for frame in decoder.feed(data):
+        if frame[0] == dm.TYPE_ACK << 4:
+            total += varint.decode(frame, 1)[0]
+        elif frame[0] >> 4 == dm.TYPE_DATA and frame[0] & dm.DATA_ACK:
+            total += varint.decode(frame, 1)[0]
+    return total
+
+
+async def bomb(relay_addr: str, count: int = 1700) -> tuple[Network, int, int, object]:
+    """One throwaway peer ID: handshake with our MessageSession, then ``count`` zstd DATA frames of
+    ~150 bytes, each a 4 MiB message, in one write. Returns (network, bomb bytes, messages the
+    relay acknowledged, the stream)."""
+    net = await attacker_network()
+    relay = await net.connect(relay_addr)
+    stream = await net.new_stream(relay, [dm.PROTOCOL_ID])
+    session = dm.MessageSession(dm.MessagingConfig(send_buffer_bytes=16 * MIB), now=0)
+    session.attach(0)
+    await stream.write(session.data_to_send())
+    while not session.is_connected:
+        session.receive_data(await stream.read(timeout=10), 0)
+    assert session.compressing
+    message = bytes(4 * MIB - 16)
+    frames = []
+    for _ in range(3):
+        session.send(message, 0)
+        session.flush(0)
+        frames.append(session.data_to_send())
+    assert frames[1] == frames[2]  # the compressor's steady state: every later frame is the same
+    payload = frames[0] + frames[1] * (count - 1)
+    assert len(payload) < 250 * KIB  # fits the stream's initial window: one write, one read
+    await stream.write(payload, timeout=10)
+    # what the relay acknowledges (it acks every message it decoded into its inbox)
+    decoder = FrameDecoder(1 << 20)
+    acked = 0
+    while True:
+        try:  # the first ack may take a while on a loaded machine; then quiet for 2 s = done
+            data = await stream.read(timeout=2 if acked else 60)
+        except Timeout:
+            break
+        if not data:
+            break
+        acked += acks_in(decoder, data)
+    return net, len(payload), acked, stream
+
+
+@async_test(timeout=240)
+async def test_30_kb_zstd_bomb_is_refused_at_the_inbox_budget():
+    relay = await start_relay()
+    attackers = []
+    try:
+        await honest_peers_work(relay.addr())  # warm up, then the baseline
+        base = memory_kib(relay.proc.pid)
+        per_peer = dm.MessagingConfig().inbox_bytes_per_peer
+        for _ in range(2):  # the issue's second throwaway peer ID doubled it
+            net, size, acked, stream = await bomb(relay.addr())
+            attackers.append(net)
+            print(f"bomb of {size} bytes: the relay acknowledged {acked} messages")
+            # refused at the budget: only what fits the inbox was decoded and acknowledged ...
+            assert 1 <= acked <= per_peer // (4 * MIB) + 2, acked
+            # ... and the rest is not read: more of it gets no window, the sender waits
+            with pytest.raises(Timeout):
+                await stream.write(bytes(1 * MIB), timeout=3)
+            await honest_peers_work(relay.addr())  # during the attack
+        now = memory_kib(relay.proc.pid)
+        grown = (now["VmHWM"] - base["VmHWM"]) / 1024
+        print(f"relay memory: baseline {base}, now {now}, peak grew {grown:.1f} MiB")
+        # main: 67 -> 873 MiB after one bomb, 1,674 MiB after two
+        assert grown <= 64, f"relay peak RSS grew by {grown:.0f} MiB (baseline {base}, now {now})"
+        assert relay.proc.returncode is None
+    finally:
+        for net in attackers:
+            await net.close()
+        assert await relay.stop() == 0
+
+
+# ----------------------------------------------------- attack 4: 64 identify streams, unread
+
+
+@async_test(timeout=240)
+async def test_64_unread_identify_streams_hold_no_memory():
+    relay = await start_relay()
+    attacker = await attacker_network()
+    try:
+        await honest_peers_work(relay.addr())
+        base = memory_kib(relay.proc.pid)
+        peer = await attacker.connect(relay.addr())
+        [conn] = attacker.connections(peer)
+        streams = [await attacker.host.new_stream_on(conn, [identify.PROTOCOL_ID]) for _ in range(64)]
+        sent = [0] * len(streams)
+        chunk = bytes(256 * KIB)
+
+        async def flood(i: int) -> None:
+            # 16 MiB into a stream whose handler never reads it (main granted all of it at once)
+            try:
+                while sent[i] < 16 * MIB:
+                    await streams[i].write(chunk, timeout=3)
+                    sent[i] += len(chunk)
+            except (Timeout, DarkSwapError):
+                pass  # no more window: refused
+
+        await asyncio.gather(*(flood(i) for i in range(len(streams))))
+        await honest_peers_work(relay.addr())  # during the attack, the attacker still connected
+        now = memory_kib(relay.proc.pid)
+        grown = (now["VmHWM"] - base["VmHWM"]) / 1024
+        print(f"relay memory: baseline {base}, now {now}, peak grew {grown:.1f} MiB")
+        # refused at the spec's window: nothing beyond 256 KiB per stream was ever accepted
+        assert max(sent) < 256 * KIB, sent
+        assert grown <= 48, f"relay peak RSS grew by {grown:.0f} MiB (baseline {base}, now {now})"
+        # the connection is still usable for honest requests
+        assert await attacker.ping(peer) > 0
+    finally:
+        await attacker.close()
+        assert await relay.stop() == 0
+
+
+# --------------------------------------------------------------- attack 7: identify pushes
+
+
+@async_test(timeout=240)
+async def test_600_identify_pushes_then_a_reservation_on_the_same_connection():
+    relay = await start_relay()
+    # the attacker keeps its own side of every push (far more than the relay's 512 streams)
+    attacker = await attacker_network(connection=ConnectionConfig(yamux=YamuxConfig(max_streams=4096)))
+    try:
+        base = memory_kib(relay.proc.pid)
+        peer = await attacker.connect(relay.addr())
+        [conn] = attacker.connections(peer)
+        push = identify.IdentifyInfo(
+            protocol_version=identify.PROTOCOL_VERSION,
+            agent_version="js-libp2p/like",
+            public_key=attacker.host.identity.public_key,
+            observed_addr=conn.remote_addr,
+            protocols=(identify.PUSH_PROTOCOL_ID,),
+        ).encode()
+        refused = 0
+        for _ in range(600):  # js-libp2p pushes whenever its addresses change
+            try:
+                stream = await attacker.host.new_stream_on(conn, [identify.PUSH_PROTOCOL_ID])
+                await stream.write(push)
+                await stream.close()
+            except DarkSwapError:
+                refused += 1
+        assert refused == 0  # main: the relay refused every push after ~500
+        assert await reserve_on(attacker, conn) is Status.OK  # main: refused (stream reset)
+        assert await attacker.ping(peer) > 0
+        await honest_peers_work(relay.addr())
+        grown = (memory_kib(relay.proc.pid)["VmHWM"] - base["VmHWM"]) / 1024
+        print(f"relay memory: peak grew {grown:.1f} MiB")
+        assert grown <= 64, f"relay peak RSS grew by {grown:.0f} MiB"
+    finally:
+        await attacker.close()
+        assert await relay.stop() == 0
