@@ -77,7 +77,8 @@ SEND = """document.getElementById("side").value = args[0]; document.getElementBy
 document.getElementById("price").value = args[2]; document.getElementById("send").click(); return null;"""
 
 
-def wait(tab, cond: str, ms: int = 120_000) -> dict:
+def wait(tab, cond: str, ms: int = 100_000) -> dict:
+    """(selenium gives up on a script after 120 s: ms stays below that, so a timeout shows the page)"""
     return tab.js(WAIT, cond, ms)
 
 
@@ -223,8 +224,8 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
     a = tabs(url, "demo-a")
     b = tabs(url, "demo-b")
     pair = "s.peer && s.linkState === 'connected'"
-    sa = wait(a, pair, 180_000)
-    sb = wait(b, pair, 180_000)
+    sa = wait(a, pair, 100_000)
+    sb = wait(b, pair, 100_000)
     pa, pb = sa["state"]["peerId"], sb["state"]["peerId"]
     assert sa["state"]["peer"] == pb and sb["state"]["peer"] == pa, (sa["state"], sb["state"])
     for s in (sa, sb):
@@ -259,7 +260,7 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
 
     # a third tab in the same room: it finds no one (the pair left the room) and breaks nothing
     c = tabs(url, "demo-c")
-    sc = wait(c, "s.roomState === 'looking' && s.phase === 'ready'", 180_000)
+    sc = wait(c, "s.roomState === 'looking' && s.phase === 'ready'", 100_000)
     check_consistent(sc)
     sc = wait(c, f"s.lookRounds >= {sc['state']['lookRounds'] + 3}")  # a few discovery rounds later
     assert sc["state"]["peer"] is None and sc["state"]["target"] is None, sc["state"]
@@ -290,7 +291,7 @@ def test_a_failed_connect_disables_send_and_says_why(demo, tabs, test_net, tmp_p
     url = demo.split("&room=")[0]
     relay_peer = relay_peer_of(url)
     t = tabs(url, "demo-alone")
-    s = wait(t, "s.phase === 'ready' && s.roomState === 'looking'", 180_000)
+    s = wait(t, "s.phase === 'ready' && s.roomState === 'looking'", 100_000)
     room = s["state"]["room"]
     assert s["href"] == f"{url}&room={room}" and len(room) == 8, (s["href"], room)
     check_consistent(s)
@@ -376,7 +377,7 @@ def demo_relay(tmp_path):
 def test_the_status_follows_relay_lost_and_renewed(site, demo_relay, tabs, test_net, tmp_path):  # noqa: F811
     relay = demo_relay()
     t = tabs(f"{site.base_url}demo/index.html?relay={relay.ws}&room=restart", "demo-restart")
-    s = wait(t, "s.phase === 'ready' && s.relayState === 'reserved' && s.roomState === 'looking'", 180_000)
+    s = wait(t, "s.phase === 'ready' && s.relayState === 'reserved' && s.roomState === 'looking'", 100_000)
     assert s["dom"]["relayStatus"] == "reserved on the relay" and "/p2p-circuit" in s["dom"]["circuit"]
     check_consistent(s)
 
@@ -399,7 +400,7 @@ def test_the_status_follows_relay_lost_and_renewed(site, demo_relay, tabs, test_
     screenshot(t, tmp_path / "demo-relay-renewed.png", webrtc=False)
     # and the room registration came back with it: a new tab finds this one
     u = tabs(f"{site.base_url}demo/index.html?relay={relay.ws}&room=restart", "demo-restart-2")
-    su = wait(u, "s.peer && s.linkState === 'connected'", 180_000)
+    su = wait(u, "s.peer && s.linkState === 'connected'", 100_000)
     assert su["state"]["peer"] == s["state"]["peerId"], su["state"]
 
 
@@ -407,9 +408,9 @@ def test_a_tab_without_a_reservation_says_why(site, demo_relay, tabs, test_net, 
     relay = demo_relay(per_peer=1)  # one reservation per IP: the second tab is refused
     url = f"{site.base_url}demo/index.html?relay={relay.ws}&room=full"
     first = tabs(url, "demo-first")
-    wait(first, "s.phase === 'ready' && s.relayState === 'reserved'", 180_000)
+    wait(first, "s.phase === 'ready' && s.relayState === 'reserved'", 100_000)
     second = tabs(url, "demo-second")
-    s = wait(second, "s.relayState === 'failed'", 180_000)
+    s = wait(second, "s.relayState === 'failed'", 100_000)
     report(f"demo without a reservation: {s['dom']['status']!r} / {s['dom']['relayStatus']!r}")
     assert s["dom"]["relayStatus"].startswith("no reservation: ") and len(s["dom"]["relayStatus"]) > 40, s["dom"]
     assert relay.ws.rsplit("/p2p/", 1)[0] in s["dom"]["relayStatus"], s["dom"]  # which relay, and why
