@@ -18,13 +18,16 @@ root, like ``./build.sh test`` does for the whole suite) and left again (``setns
 every process and socket the test makes meanwhile (relay, static server, chromedriver, Chromium,
 selenium's HTTP connection) lives in it.
 
-Then page A asks for a data channel to B (it resolves with the relayed connection), and both
-pages send 40 messages each way with ``send_webrtc_message``, one every 1.6 s (over a minute:
-at least three circuits end under them), never waiting for the other side. Every send resolves,
-every message arrives exactly once and in order (through the ``message`` event and through
-``receive_webrtc_message``), no Python error is logged in a page, no console error, no
-``INTERNAL_ERROR``; afterwards ``connections()`` works and one more message goes through each way.
-The circuits that ended are counted (``connection:close`` events in page A, the relay's log).
+Then page A asks for a data channel to B and B dials A's ``/p2p-circuit/webrtc/`` address (both
+resolve with the relayed connection), and both pages send 40 messages each way with
+``send_webrtc_message``, one every 1.6 s (over a minute: at least three circuits end under
+them), never waiting for the other side; then 800 more each way, one every 30 ms (a steady
+stream across at least one more circuit end, so that messages in flight when it ends have to be
+resent). Every send resolves, every message arrives exactly once and in order (through the
+``message`` event and through ``receive_webrtc_message``), no Python error is logged in a page,
+no console error, no ``INTERNAL_ERROR``; afterwards ``connections()`` works and one more message
+goes through each way. The circuits that ended are counted (``connection:close`` events in page
+A, the relay's log) and so are the resends (the messaging log's "resumed (N resent)").
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 CIRCUIT_SECONDS = 20
 MESSAGES = 40
 GAP_MS = 1600  # 40 messages over 64 s: three 20 s circuits end under them at least
+TICKS = 800
+TICK_MS = 30  # then 800 more each way over 24 s or more: a circuit surely ends amid that stream
 CLONE_NEWNET = 0x40000000
 
 PAGE = """<!doctype html><meta charset=utf-8><title>relayed path</title><link rel=icon href="data:,">
@@ -85,7 +90,7 @@ return { found, state };
 START = """
 const t0 = performance.now();
 window.ds = await DarkSwapWasm.new_with_defaults("regtest", { relays: [args[0]] });
-window.got = []; window.events = [];
+window.got = []; window.events = []; window.runs = {};
 const dec = new TextDecoder();
 window.gotAt = [];
 ds.on("message", (peer, bytes) => { window.got.push([peer, dec.decode(bytes)]); window.gotAt.push(Date.now()); });
@@ -103,10 +108,21 @@ class _Keep(logging.Handler):
     def emit(self, record):
         if len(self.records) < 1000:
             self.records.append([record.levelname, record.name, self.format(record)])
+class _Resends(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.resent = []
+    def emit(self, record):
+        if record.getMessage().endswith(" resent)"):
+            self.resent.append(int(record.args[-1]))
 _keep = _Keep()
 logging.getLogger().addHandler(_keep)
+_resends = _Resends()
+logging.getLogger("darkswap_wasm.host.messaging").addHandler(_resends)
+logging.getLogger("darkswap_wasm.host.messaging").setLevel(logging.DEBUG)
 import builtins
 builtins._dsw_test_log = _keep
+builtins._dsw_test_resends = _resends
 `);
 const info = ds.info();
 return { peer: ds.local_peer_id(), ms: performance.now() - t0, reservations: info.reservations, webrtc: info.webrtc };
@@ -117,11 +133,17 @@ const rt = await Object.values(window.__darkswapRuntimes)[0];
 return JSON.parse(rt.pyodide.runPython("import builtins, json; json.dumps(builtins._dsw_test_log.records)"));
 """
 
-# fire and forget: one send every GAP_MS (each awaited: it only queues), a pull loop alongside
+RESENDS = """
+const rt = await Object.values(window.__darkswapRuntimes)[0];
+return JSON.parse(rt.pyodide.runPython("import builtins, json; json.dumps(builtins._dsw_test_resends.resent)"));
+"""
+
+# fire and forget: one send every `gap` ms (each awaited: it only queues), a pull loop alongside
 RUN = """
-const [peer, side, n, gap] = args;
+const [peer, side, n, gap, kind] = args;
+const text = (i) => kind === "order" ? window.order(side, i) : `${kind} ${side}#${i}`;
 const enc = new TextEncoder(), dec = new TextDecoder();
-const run = window.run = { seqs: [], sentAt: [], rejected: [], slowestMs: 0, sendsDone: false, pulled: [],
+const run = window.runs[kind] = { seqs: [], sentAt: [], rejected: [], slowestMs: 0, sendsDone: false, pulled: [],
                            pullErrors: [] };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 (async () => {
@@ -129,7 +151,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     const t0 = performance.now();
     run.sentAt.push(Date.now());
     try {
-      run.seqs.push(await ds.send_webrtc_message(peer, enc.encode(window.order(side, i))));
+      run.seqs.push(await ds.send_webrtc_message(peer, enc.encode(text(i))));
     } catch (e) {
       run.rejected.push({ i, code: e && e.code, message: String((e && e.message) || e) });
     }
@@ -159,7 +181,7 @@ def order(side: str, i: int) -> str:
 
 
 STATUS = """
-const r = window.run;
+const r = window.runs[args[0]];
 return { sent: r.seqs.length, lastSeq: r.seqs.length ? r.seqs[r.seqs.length - 1] : null, rejected: r.rejected,
          slowestMs: r.slowestMs, sendsDone: r.sendsDone, pulled: r.pulled.length, pullErrors: r.pullErrors,
          got: window.got.length, consoleErrors: window.consoleErrors.length };
@@ -302,65 +324,95 @@ def test_forty_messages_each_way_across_20s_circuits_without_webrtc_arrive_exact
     assert up["c"]["transport"] == "relay", up
     assert up["conns"] == ["relay"], up
 
-    t_start = time.monotonic()
-    a.js(RUN, pb, "A", MESSAGES, GAP_MS)
-    b.js(RUN, pa, "B", MESSAGES, GAP_MS)
-    deadline = time.monotonic() + MESSAGES * GAP_MS / 1000 + 150
-    while True:
-        sa, sb = a.js(STATUS), b.js(STATUS)
-        finished = all(s["sendsDone"] and s["pulled"] >= MESSAGES and s["got"] >= MESSAGES for s in (sa, sb))
-        stuck = any(s["pullErrors"] for s in (sa, sb))
-        if finished or stuck or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    took = time.monotonic() - t_start
-    report(
-        f"{MESSAGES} messages each way in {took:.0f} s; slowest send A {sa['slowestMs']:.0f} ms, "
-        f"B {sb['slowestMs']:.0f} ms"
+    # B dials A's /p2p-circuit/webrtc/ address: it resolves with the relayed connection
+    addr_a = next(x for x in a.js("return ds.listen_addrs();") if "/p2p-circuit/webrtc/" in x)
+    dialed = b.js(
+        """const t0 = performance.now(); const p = await ds.connect(args[0]);
+        return { p, ms: performance.now() - t0, conns: (await ds.connections(p)).map((x) => x.transport) };""",
+        addr_a,
     )
+    report(f"connect(<relay>/p2p-circuit/webrtc/p2p/A) without a route for WebRTC: {dialed['ms']:.0f} ms")
+    # (A's circuit, 20 s old by now, may just have ended: no connection is left until one is needed)
+    assert dialed["p"] == pa and set(dialed["conns"]) <= {"relay"}, dialed
 
     def evidence() -> str:
         logs = {t.name: t.js(PY_LOG) for t in (a, b)}
         events = {t.name: t.js("return window.events;") for t in (a, b)}
+        runs = {
+            t.name: t.js("return Object.keys(window.runs).map((k) => [k, window.runs[k].rejected]);") for t in (a, b)
+        }
         return (
-            f"A {sa}\nB {sb}\npython log: {json.dumps(logs)[:6000]}\nevents: {json.dumps(events)[:4000]}\n"
+            f"runs {runs}\npython log: {json.dumps(logs)[:6000]}\nevents: {json.dumps(events)[:4000]}\n"
             f"relay log:\n" + "\n".join(relay.stderr[-40:])
         )
 
-    assert sa["rejected"] == [] and sb["rejected"] == [], evidence()  # no send rejected
-    assert sa["pullErrors"] == [] and sb["pullErrors"] == [], evidence()
-    assert sa["sent"] == MESSAGES and sb["sent"] == MESSAGES, evidence()
-    want_at_b = [order("A", i) for i in range(MESSAGES)]
-    want_at_a = [order("B", i) for i in range(MESSAGES)]
-    assert a.js("return window.order('A', 7);") == want_at_b[7]  # the two order() agree
-    # exactly once, in order: through receive_webrtc_message and through the message event
-    assert a.js("return window.run.pulled;") == want_at_a, evidence()
-    assert b.js("return window.run.pulled;") == want_at_b, evidence()
-    assert a.js("return window.got;") == [[pb, m] for m in want_at_a], evidence()
-    assert b.js("return window.got;") == [[pa, m] for m in want_at_b], evidence()
-    # how long messages took one way (send called -> message event on the other page; one clock)
-    lag = [
-        (got - sent) / 1000
-        for x, y in ((a, b), (b, a))
-        for sent, got in zip(x.js("return window.run.sentAt;"), y.js("return window.gotAt;"), strict=True)
-    ]
-    report(f"one way, send called to message event: median {sorted(lag)[len(lag) // 2]:.2f} s, max {max(lag):.2f} s")
-    # and acknowledged
-    a.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pb, sa["lastSeq"])
-    b.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pa, sb["lastSeq"])
+    def exchange(kind: str, n: int, gap_ms: int, texts) -> tuple[dict, dict]:
+        """Both pages send ``n`` messages ``gap_ms`` apart; each gets the other's exactly once, in order."""
+        before = {t.name: t.js("return window.got.length;") for t in (a, b)}
+        t0 = time.monotonic()
+        a.js(RUN, pb, "A", n, gap_ms, kind)
+        b.js(RUN, pa, "B", n, gap_ms, kind)
+        deadline = time.monotonic() + n * gap_ms / 1000 + 150
+        while True:
+            sa, sb = a.js(STATUS, kind), b.js(STATUS, kind)
+            done = all(
+                s["sendsDone"] and s["pulled"] >= n and s["got"] >= before[t.name] + n for t, s in ((a, sa), (b, sb))
+            )
+            if done or sa["pullErrors"] or sb["pullErrors"] or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        report(
+            f"{kind}: {n} messages each way in {time.monotonic() - t0:.0f} s; slowest send A {sa['slowestMs']:.0f} ms, "
+            f"B {sb['slowestMs']:.0f} ms"
+        )
+        assert sa["rejected"] == [] and sb["rejected"] == [], evidence()  # no send rejected
+        assert sa["pullErrors"] == [] and sb["pullErrors"] == [], evidence()
+        assert sa["sent"] == n and sb["sent"] == n, evidence()
+        for me, other, side in ((a, pb, "B"), (b, pa, "A")):
+            want = [texts(side, i) for i in range(n)]
+            # exactly once, in order: through receive_webrtc_message and through the message event
+            assert me.js(f"return window.runs[{kind!r}].pulled;") == want, evidence()
+            got = me.js("return window.got.slice(args[0]);", before[me.name])
+            assert got == [[other, m] for m in want], evidence()
+        # how long messages took one way (send called -> message event on the other page; one clock)
+        lag = [
+            (got - sent) / 1000
+            for x, y in ((a, b), (b, a))
+            for sent, got in zip(
+                x.js(f"return window.runs[{kind!r}].sentAt;"),
+                y.js("return window.gotAt.slice(args[0]);", before[y.name]),
+                strict=True,
+            )
+        ]
+        report(
+            f"{kind}: one way, send called to message event: median {sorted(lag)[len(lag) // 2]:.2f} s, "
+            f"max {max(lag):.2f} s"
+        )
+        # and acknowledged
+        a.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pb, sa["lastSeq"])
+        b.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pa, sb["lastSeq"])
+        return sa, sb
+
+    assert a.js("return window.order('A', 7);") == order("A", 7)  # the two order() agree
+    exchange("order", MESSAGES, GAP_MS, order)
+    exchange("tick", TICKS, TICK_MS, lambda side, i: f"tick {side}#{i}")
+    resent = {t.name: t.js(RESENDS) for t in (a, b)}
+    report(f"sessions resumed on a new circuit, messages resent each time: {resent}")
 
     # the circuits really ended under the traffic, and were replaced
     events_a = a.js("return window.events;")
     closed = [e for e in events_a if e[1] == "connection:close" and e[2] == pb]
     opened = [e for e in events_a if e[1] == "connection:open" and e[2] == pb]
     relay_closed = [line for line in relay.stderr if "circuit duration limit reached" in line]
+    relay_full = [line for line in relay.stderr if "circuit data limit reached" in line]
     report(
         f"page A: {len(opened)} connections to B opened, {len(closed)} closed "
-        f"({sorted({e[3] for e in closed + opened})}); relay: {len(relay_closed)} circuits ended by the 20 s limit"
+        f"({sorted({e[3] for e in closed + opened})}); relay: {len(relay_closed)} circuits ended by the 20 s limit, "
+        f"{len(relay_full)} by the data limit"
     )
-    assert len(closed) >= 3, evidence()
+    assert len(closed) >= 4, evidence()
     assert {e[3] for e in opened + closed} == {"relay"}, evidence()  # never WebRTC: there is no route for it
-    assert len(relay_closed) >= 3, evidence()
+    assert len(relay_closed) + len(relay_full) >= 4, evidence()
 
     # afterwards: connections() works, one more message each way
     for me, peer, side in ((a, pb, "A"), (b, pa, "B")):
