@@ -238,3 +238,42 @@ async def test_600_identify_pushes_then_a_reservation_on_the_same_connection():
     finally:
         await attacker.close()
         assert await relay.stop() == 0
+
+
+# ------------------------------------------------------- messaging state of peers that left
+
+
+@async_test(timeout=120)
+async def test_messaging_state_of_peers_that_left_is_dropped():
+    config = dm.MessagingConfig(give_up_after=1.0)
+    node = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None, messaging=config))
+    service = node._messaging  # the node's messaging service: what it keeps per peer
+
+    try:
+        addr = str(node.listen_addrs()[0])
+        gone = []
+        for i in range(20):  # throwaway peer IDs: one message each, then gone
+            peer = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+            try:
+                await peer.connect(addr)
+                seq = await peer.send_message(node.local_peer_id(), b"hello %d" % i)
+                assert await node.receive_message(peer.local_peer_id(), timeout=10) == b"hello %d" % i
+                await peer.wait_delivered(node.local_peer_id(), seq, timeout=10)
+                gone.append(peer.local_peer_id())
+            finally:
+                await peer.close()
+        deadline = asyncio.get_running_loop().time() + 30
+        while any(service.session(p) for p in gone) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        kept = [p for p in gone if service.session(p) is not None]
+        assert kept == []  # main: all 20 sessions kept for good (a relay: one per stranger)
+        # a peer that comes back later is served as before
+        back = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+        try:
+            await back.connect(addr)
+            await back.send_message(node.local_peer_id(), b"again")
+            assert await node.receive_message(back.local_peer_id(), timeout=10) == b"again"
+        finally:
+            await back.close()
+    finally:
+        await node.close()
