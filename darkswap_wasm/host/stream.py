@@ -182,6 +182,10 @@ class Stream:
         self._chunks.clear()
         self._buffered = 0
         self._readable.set()
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """Tell the muxer (a data channel stream sends STOP_SENDING instead)."""
         self.conn._close_read(self.stream_id)
 
     async def reset(self) -> None:

@@ -203,6 +203,7 @@ class DataChannelStream(Stream):
 
     # -- Stream API --------------------------------------------------------------------------
     async def write(self, data: bytes, *, timeout: float | None = None) -> None:
+        self._uses += 1
         self._check_writable()
         mv = memoryview(data).cast("B")
         high = self._settings.send_high_water
@@ -219,6 +220,7 @@ class DataChannelStream(Stream):
             self._gather(mv[off : off + WRITE_STEP])
 
     async def close(self) -> None:
+        self._uses += 1
         if self._write_closed or self._reset:
             return
         self._write_closed = True
@@ -228,7 +230,11 @@ class DataChannelStream(Stream):
         if self.machine.is_closed:
             self.channel.close()
 
+    def _stop_reading(self) -> None:
+        """Stream.close_read: later data is dropped as it arrives (nothing on the wire)."""
+
     async def reset(self) -> None:
+        self._uses += 1
         if self._reset:
             return
         self._reset = True
