@@ -24,9 +24,9 @@ const FFI_MODULE = "darkswap_glue"; // read by darkswap_wasm/transports/browser_
 const DIST_ROOT = new URL("../", import.meta.url);
 const PROJECT_PACKAGE = "darkswap-wasm";
 
-// PyNaCl / python-zstandard when the page's Pyodide distribution ships them (a full
-// distribution), else the page's own builds: libsodium.js (and zstd WASM, see darkswap.js).
-const NATIVE_BACKEND_PACKAGES = ["pynacl", "zstandard"];
+// PyNaCl when the page's Pyodide distribution ships it (a full distribution), else the page's
+// own build: libsodium.js. zstd needs nothing: Pyodide 314's standard library has compression.zstd.
+const NATIVE_BACKEND_PACKAGES = ["pynacl"];
 
 const INSTALL_BACKEND_PY = `
 def install(sodium):

@@ -70,7 +70,7 @@ export interface Options {
   listen?: Multiaddr[];
   /** false: never try WebRTC (messages go through the relay). Default true. */
   webrtc?: boolean | WebRTCOptions;
-  /** false: announce no zstd (messages uncompressed). Default true when the zstd wasm loaded. */
+  /** false: announce no zstd (messages uncompressed). Default true (Python's compression.zstd). */
   compression?: boolean;
   /**
    * Milliseconds new_with_defaults waits for a reservation on every relay (default 10000; 0: do
@@ -128,13 +128,13 @@ export interface Info {
   network: NetworkName;
   peerId: PeerId;
   webrtc: boolean;
-  /** "zstd-wasm", or null when messages go uncompressed. */
+  /** "zstd" (Python's compression.zstd), or null when messages go uncompressed. */
   compression: string | null;
   /** Relay peer IDs with a live reservation. */
   reservations: PeerId[];
   compat: CompatPlan | null;
   droppedCopies: number;
-  runtime: { baseUrl: string; boot: Record<string, unknown>; compression: string; zstdError: string | null; adapterError: string | null; totalMs: number };
+  runtime: { baseUrl: string; boot: Record<string, unknown>; compression: string; adapterError: string | null; totalMs: number };
 }
 
 export interface EventMap {

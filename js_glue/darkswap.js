@@ -9,7 +9,7 @@
  * ES module:
  *   import { DarkSwapWasm } from "./dist/darkswap.mjs";
  *
- * Everything else (Pyodide, the darkswap_wasm wheel, libsodium.js, zstd wasm, webrtc-adapter) is
+ * Everything else (Pyodide, the darkswap_wasm wheel, libsodium.js, webrtc-adapter) is
  * found relative to this file's own URL: document.currentScript.src for the classic script,
  * import.meta.url (through darkswap.mjs) for the module. Types: darkswap.d.ts.
  *
@@ -77,7 +77,7 @@
     var base = new URL(".", scriptUrl).href; // the dist root: darkswap.js sits in it
     var registry = (root.__darkswapRuntimes = root.__darkswapRuntimes || {});
 
-    /** Boot once per page and dist: Pyodide + wheel + libsodium.js, zstd wasm, compat data. */
+    /** Boot once per page and dist: Pyodide + wheel + libsodium.js, compat data (zstd: Python's own). */
     function runtime(options) {
       var lacking = [];
       if (typeof WebAssembly !== "object") lacking.push("WebAssembly");
@@ -88,51 +88,28 @@
         registry[base] = (async function () {
           var t0 = performance.now();
           var glue = await import(new URL("js_glue/boot.js", base).href);
-          var zstdMod = import(new URL("js_glue/zstd.js", base).href);
           var compatMod = import(new URL("js_glue/compat.js", base).href);
           var envP = compatMod.then(function (m) {
             return m.collectEnvironment({ adapter: !(options && options.adapter === false) });
           });
-          var zstdP = zstdMod.then(function (m) {
-            return m.zstdReady();
-          });
-          zstdP.catch(function () {}); // reported below
           var pyodide = await glue.boot({ baseUrl: base, loadPyodideOptions: (options && options.loadPyodideOptions) || {} });
-          var zstd = null;
-          var zstdError = null;
-          try {
-            zstd = await zstdP;
-          } catch (e) {
-            zstdError = String((e && e.message) || e);
-          }
           var env = await envP;
           var ns = pyodide.toPy({});
           var install;
           var compression;
           try {
+            // Pyodide 314 is CPython 3.14: compression.zstd (libzstd in pyodide.asm.wasm) is the backend
             install = pyodide.runPython(
               [
-                "def install(zstd):",
-                "    from darkswap_wasm.compression import set_backend",
-                "    from darkswap_wasm.compression.zstd_js import ZstdJsBackend",
-                "    try:",
-                "        from darkswap_wasm.compression.zstd_backend import ZstdBackend",
-                "        set_backend(ZstdBackend())",
-                "        return 'zstandard'",
-                "    except ImportError:",
-                "        pass",
-                "    if zstd is None:",
-                "        return 'unavailable: the zstd wasm did not load'",
-                "    try:",
-                "        set_backend(ZstdJsBackend(zstd))",
-                "    except Exception as exc:",
-                "        return 'unavailable: ' + str(exc)",
-                "    return 'zstd-wasm'",
+                "def install():",
+                "    from darkswap_wasm.compression import available_backend",
+                "    backend = available_backend()",
+                "    return backend.name if backend is not None else 'unavailable: compression.zstd does not import'",
                 "install",
               ].join("\n"),
               { globals: ns }
             );
-            compression = install(zstd);
+            compression = install();
           } finally {
             if (install) install.destroy();
             ns.destroy();
@@ -146,7 +123,6 @@
               baseUrl: base,
               boot: Object.assign({}, glue.lastBoot),
               compression: compression,
-              zstdError: zstdError,
               adapterError: env.adapterError,
               totalMs: performance.now() - t0,
             },

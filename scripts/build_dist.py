@@ -26,8 +26,7 @@ With --browser, also what a page needs besides Pyodide (see js_glue/README.md):
     BROWSER_NPM (version and registry integrity), the wrappers' bare ``import "libsodium"``
     rewritten to a relative path; <out>/vendor/versions.json records what was shipped.
   It then imports <out>/js_glue/crypto.js in node and checks an RFC 8032 key.
-  The JS API besides: <out>/vendor/@bokuweb/zstd-wasm/ (its web build, extensionless imports
-  rewritten to real paths; checked in node through js_glue/zstd.js), <out>/vendor/webrtc-adapter/
+  The JS API besides: <out>/vendor/webrtc-adapter/
   (adapter.js, a self-contained UMD bundle) and the entry points <out>/darkswap.js (classic
   script), <out>/darkswap.mjs (ES module), <out>/darkswap.d.ts, copied from js_glue/.
 
@@ -131,18 +130,12 @@ BROWSER_IMPORT_REWRITES = {
     ("libsodium-wrappers", "libsodium-wrappers.mjs"): ("libsodium", "../libsodium/libsodium.mjs"),
 }
 
-# --- the JS API's packages (js_glue/zstd.js, js_glue/compat.js) --------------------------------
-# @bokuweb/zstd-wasm: zstd 1.5.x compiled to WebAssembly (one-shot ZSTD_compress[_usingDict] /
-# ZSTD_decompress[_usingDict], malloc/free; no streaming exports). Its ESM "web" build imports
-# its own files without extensions ('./module', '../errors'): rewritten to real paths below.
+# --- the JS API's packages (js_glue/compat.js) -------------------------------------------------
+# zstd needs none: Pyodide 314's standard library has compression.zstd (libzstd in pyodide.asm.wasm).
 # webrtc-adapter: the WebRTC shim for prefixed/legacy APIs; out/adapter.js is a self-contained
 # UMD bundle (its dependency `sdp` is bundled in it) that sets the global `adapter`.
 BROWSER_NPM.update(
     {
-        "@bokuweb/zstd-wasm": (
-            "0.0.27",
-            "sha512-GDm2uOTK3ESjnYmSeLQifJnBsRCWajKLvN32D2ZcQaaCIJI/Hse9s74f7APXjHit95S10UImsRGkTsbwHmrtmg==",
-        ),
         "webrtc-adapter": (
             "9.0.6",
             "sha512-CHbl2ZQbxx164IgWRgzJno4hWtM4tFbRam1QfI3Yxhs3w/DvqluVxVWeXs3oL5/fbGkSNLKo0Ty5MgUWceNhog==",
@@ -151,24 +144,6 @@ BROWSER_NPM.update(
 )
 BROWSER_VENDOR_FILES.update(
     {
-        "@bokuweb/zstd-wasm": {
-            **{
-                f"package/dist/web/{f}": f
-                for f in (
-                    "index.web.js",
-                    "module.js",
-                    "zstd.js",
-                    "zstd.wasm",
-                    "errors/index.js",
-                    "simple/compress.js",
-                    "simple/decompress.js",
-                    "simple/compress_using_dict.js",
-                    "simple/decompress_using_dict.js",
-                )
-            },
-            "package/README.md": "README.md",  # the package ships no LICENSE file (package.json: MIT)
-            "package/package.json": "package.json",
-        },
         "webrtc-adapter": {
             "package/out/adapter.js": "adapter.js",
             "package/LICENSE.md": "LICENSE.md",
@@ -178,21 +153,7 @@ BROWSER_VENDOR_FILES.update(
 )
 # Several rewrites in one file: (package, file) -> [(specifier, replacement), ...]; each
 # specifier must occur exactly once in its file.
-BROWSER_IMPORT_REWRITES_MULTI = {
-    ("@bokuweb/zstd-wasm", "index.web.js"): [
-        ("./module", "./module.js"),
-        ("./simple/decompress", "./simple/decompress.js"),
-        ("./simple/compress", "./simple/compress.js"),
-        ("./simple/decompress_using_dict", "./simple/decompress_using_dict.js"),
-        ("./simple/compress_using_dict", "./simple/compress_using_dict.js"),
-    ],
-    ("@bokuweb/zstd-wasm", "module.js"): [("./zstd", "./zstd.js")],
-    ("@bokuweb/zstd-wasm", "errors/index.js"): [("../module", "../module.js")],
-    **{
-        ("@bokuweb/zstd-wasm", f"simple/{f}.js"): [("../module", "../module.js"), ("../errors", "../errors/index.js")]
-        for f in ("compress", "decompress", "compress_using_dict", "decompress_using_dict")
-    },
-}
+BROWSER_IMPORT_REWRITES_MULTI: dict[tuple[str, str], list[tuple[str, str]]] = {}
 # npm dependencies already bundled into the shipped files (not shipped separately).
 BROWSER_BUNDLED_DEPS = {"webrtc-adapter": {"sdp"}}
 # Files of js_glue/ that also go to the dist root: the JS API's entry points (a page loads
@@ -872,20 +833,6 @@ def build_browser(out_root: Path, cache: Path) -> None:
     log(f"js_glue  {', '.join(copied)}")
     check_browser_glue(out_root)
     install_js_api(out_root)
-    check_zstd_glue(out_root)
-
-
-ZSTD_CHECK_JS = r"""
-const [glue, wasm] = [process.argv[1], process.argv[2]];
-const { readFile } = await import("node:fs/promises");
-const { zstdReady } = await import(glue);
-const zstd = await zstdReady({ wasmBinary: await readFile(wasm) });
-const data = new TextEncoder().encode('{"type":"order","base":"BTC","quote":"RUNE:DOG"}'.repeat(50));
-const frame = zstd.compress(data, 3);
-const back = zstd.decompress(frame, data.length);
-if (back.length !== data.length || !back.every((b, i) => b === data[i])) throw new Error("zstd round trip failed");
-console.log(`zstd-wasm via js_glue/zstd.js: ${data.length} -> ${frame.length} bytes and back`);
-"""
 
 
 def install_js_api(out_root: Path) -> None:
@@ -896,16 +843,6 @@ def install_js_api(out_root: Path) -> None:
     for f in JS_API_ROOT_FILES:
         shutil.copy2(JS_GLUE_DIR / f, out_root / f)
     log(f"js api   {', '.join(JS_API_ROOT_FILES)} -> {out_root}/")
-
-
-def check_zstd_glue(out_root: Path) -> None:
-    node = shutil.which("node")
-    if node is None:
-        raise BuildError("--browser needs node on PATH (to check the glue and the vendored modules)")
-    glue = (out_root / "js_glue" / "zstd.js").resolve().as_uri()
-    wasm = out_root / "vendor" / "@bokuweb" / "zstd-wasm" / "zstd.wasm"
-    out = run([node, "--input-type=module", "-e", ZSTD_CHECK_JS, glue, str(wasm)], what="node check of js_glue/zstd.js")
-    log(f"browser check: {out.strip().splitlines()[-1]}")
 
 
 # --------------------------------------------------------------------------- main
@@ -938,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--browser",
         action="store_true",
-        help="also fill <out>/js_glue, <out>/vendor (libsodium.js, zstd wasm, webrtc-adapter) and the JS API "
+        help="also fill <out>/js_glue, <out>/vendor (libsodium.js, webrtc-adapter) and the JS API "
         "entry points <out>/darkswap.{js,mjs,d.ts} for pages, and check them in node",
     )
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the final line and errors")

@@ -1,10 +1,10 @@
 """Compression backend seam: streaming zstd behind one narrow interface (:mod:`.backend`).
 
-Natively the backend is python-zstandard (:mod:`.zstd_backend`). In Pyodide, where that C
-extension is not available, the page's glue installs a zstd WASM build with :func:`set_backend`;
-until then :func:`available_backend` is ``None`` and protocols run uncompressed. Protocol code
-calls only this module. Shared tests (``tests/unit/test_compression.py``) pin the behaviour every
-backend must have.
+The backend is the interpreter's own zstd (:mod:`.zstd_backend`): the standard library's
+``compression.zstd`` on CPython 3.14 and in the page (Pyodide 314), ``backports.zstd`` below 3.14.
+Where neither imports, :func:`available_backend` is ``None`` and protocols run uncompressed;
+:func:`set_backend` installs another backend (tests do). Protocol code calls only this module.
+Shared tests (``tests/unit/test_compression.py``) pin the behaviour every backend must have.
 
 On top of any backend this module implements, once, the two format-level pieces the messaging
 protocol needs (zstd frame format, RFC 8878):
@@ -67,7 +67,7 @@ _detected = False
 
 
 def set_backend(backend: CompressionBackend | None) -> None:
-    """Install ``backend`` for this process (the Pyodide glue calls this); ``None`` re-detects."""
+    """Install ``backend`` for this process; ``None`` re-detects."""
     global _backend, _detected
     _backend = backend
     _detected = backend is not None
@@ -88,12 +88,12 @@ def available_backend() -> CompressionBackend | None:
 
 
 def get_backend() -> CompressionBackend:
-    """The active backend: the one installed by :func:`set_backend`, else python-zstandard."""
+    """The active backend: the one installed by :func:`set_backend`, else ``compression.zstd``."""
     backend = available_backend()
     if backend is None:
         raise CompressionBackendUnavailable(
-            "no compression backend: python-zstandard is not importable here and none was installed "
-            "with darkswap_wasm.compression.set_backend() (in a page, the glue installs a zstd WASM build)"
+            "no compression backend: neither compression.zstd (Python >= 3.14) nor backports.zstd is "
+            "importable here, and none was installed with darkswap_wasm.compression.set_backend()"
         )
     return backend
 

@@ -1,8 +1,8 @@
 """The interface every compression backend implements: streaming zstd, nothing else.
 
-Natively the backend is python-zstandard (:mod:`.zstd_backend`); in a page, where that C
-extension does not load, the glue installs a zstd WASM build with
-:func:`darkswap_wasm.compression.set_backend`. A backend is three small objects:
+The backend is :mod:`.zstd_backend` (``compression.zstd``, or ``backports.zstd`` below Python
+3.14), natively and in the page alike; :func:`darkswap_wasm.compression.set_backend` installs
+another. A backend is three small objects:
 
 * :class:`CompressionBackend` makes one compressor or decompressor per stream direction;
 * :class:`StreamCompressor` is one *open* zstd frame: every :meth:`~StreamCompressor.compress_flush`

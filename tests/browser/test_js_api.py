@@ -81,14 +81,12 @@ def site(browser_dist: Path, tmp_path_factory: pytest.TempPathFactory):
         built = browser_dist / name
         if not built.is_file() or built.read_bytes() != (REPO_ROOT / "js_glue" / name).read_bytes():
             pytest.fail(f"{built} is missing or differs from js_glue/{name}; rebuild: {BUILD_CMD}")
-    for rel in (
-        "vendor/@bokuweb/zstd-wasm/zstd.wasm",
-        "vendor/webrtc-adapter/adapter.js",
-        "js_glue/zstd.js",
-        "js_glue/compat.js",
-    ):
+    for rel in ("vendor/webrtc-adapter/adapter.js", "js_glue/compat.js"):
         if not (browser_dist / rel).is_file():
             pytest.fail(f"{browser_dist}/{rel} missing; rebuild: {BUILD_CMD}")
+    for rel in ("vendor/@bokuweb", "js_glue/zstd.js"):  # zstd is Pyodide's own compression.zstd now
+        if (browser_dist / rel).exists():
+            pytest.fail(f"{browser_dist}/{rel} is a leftover of the zstd wasm; rebuild: {BUILD_CMD}")
     root = tmp_path_factory.mktemp("site")
     (root / "dist").symlink_to(browser_dist)
     (root / "demo").symlink_to(REPO_ROOT / "demo")
@@ -232,7 +230,7 @@ def test_two_pages_exchange_over_webrtc_through_the_js_api(site, relay, tabs, te
     b = tabs(site.base_url + "t/classic.html", "bob")
     ia = _start(a, relay.addr)
     ib = _start(b, relay.addr)
-    assert ia["compression"] == "zstd-wasm" and ia["webrtc"] is True
+    assert ia["compression"] == "zstd" and ia["webrtc"] is True  # Pyodide's compression.zstd
 
     up = a.js(
         """const t0 = performance.now(); const c = await ds.create_webrtc_data_channel(args[0]);

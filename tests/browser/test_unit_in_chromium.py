@@ -2,9 +2,9 @@
 
 Every file of ``tests/unit`` is copied unchanged into the page booted through ``js_glue/boot.js``
 (libsodium.js installed as the crypto backend), and run there with pytest — the tests marked
-``native_crypto`` included: in a page they run on libsodium.js. Only ``native_compression``
-(python-zstandard, which has no Pyodide build) and ``interop`` are deselected; the page must
-collect exactly the native test ids minus those.
+``native_crypto`` included: in a page they run on libsodium.js; the zstd tests run on Pyodide's
+own ``compression.zstd``. Only ``native_compression`` (no test carries it today) and ``interop``
+are deselected; the page must collect exactly the native test ids minus those.
 """
 
 from __future__ import annotations
@@ -64,4 +64,6 @@ def test_unit_tests_pass_inside_pyodide_in_chromium(page) -> None:
     passed = sum(1 for r in res["reports"].values() if r.get("call") == "passed")
     crypto_ran = sum(1 for n in res["reports"] if "test_noise.py" in n or "test_upgrade.py" in n)
     assert crypto_ran > 50  # Noise and the full upgrade ran in the page, on libsodium.js
-    report(f"tests/unit in Chromium: {passed} passed on libsodium.js ({len(files)} files)")
+    zstd_ran = sum(1 for n, r in res["reports"].items() if "test_compression.py" in n and r.get("call") == "passed")
+    assert zstd_ran > 20  # the compression tests ran in the page, on compression.zstd
+    report(f"tests/unit in Chromium: {passed} passed on libsodium.js and compression.zstd ({len(files)} files)")

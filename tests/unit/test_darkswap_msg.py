@@ -1,9 +1,9 @@
 """``/darkswap/msg/1.0.0`` sessions: wire vectors, batching, backpressure, acks, resend across
 transport cuts, closing, limits, compression negotiation, a lossy-transport property test, fuzz.
 
-Everything not marked ``native_compression`` runs without python-zstandard (so in Pyodide):
-sessions with ``compress=False``, or with the pure-Python stand-in backend below, which speaks
-the zstd block format with raw and RLE blocks only.
+Most tests run on sessions with ``compress=False`` or with the pure-Python stand-in backend
+(``fake_zstd``: the zstd block format with raw and RLE blocks only); the rest on the real one, the
+interpreter's zstd (``compression.zstd``, ``backports.zstd`` below 3.14), natively and in Pyodide.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from darkswap_wasm.protocols.darkswap_msg import (
     SessionStats,
 )
 
-native_compression = pytest.mark.native_compression
 h = bytes.fromhex
 A_ID = b"A" * 16
 B_ID = b"B" * 16
@@ -467,7 +466,6 @@ def test_undecoded_input_is_resent_after_a_cut_nothing_lost_or_doubled():
     assert [d[0] for _, d in first + later] == list(range(6))
 
 
-@native_compression
 def test_bomb_of_1700_frames_each_inflating_to_4_mib_is_refused_at_the_budget(zstd_backend):
     # issue 12, attack 1: ~1,700 tiny zstd frames, each a 4 MiB message, fit in one stream read;
     # decoding them all took the relay from 67 MiB to 873 MiB RSS
@@ -1243,12 +1241,12 @@ def test_fuzz_mutated_valid_streams(with_backend, data):
         pass
 
 
-# -------------------------------------------------------------------- python-zstandard, native
+# ---------------------------------------------------- the interpreter's zstd (compression.zstd)
 
 
 @pytest.fixture
 def zstd_backend():
-    # native_compression tests are deselected in Pyodide; natively zstandard is a dependency: fail if missing
+    # a dependency (backports.zstd) below Python 3.14, the standard library above and in Pyodide: fail if missing
     from darkswap_wasm.compression.zstd_backend import ZstdBackend
 
     return ZstdBackend()
@@ -1269,7 +1267,6 @@ def _orders(n: int, seed: int) -> list[bytes]:
     ]
 
 
-@native_compression
 def test_default_session_uses_the_process_backend(zstd_backend):
     a = MessageSession(now=0, session_id=A_ID)
     b = MessageSession(now=0, session_id=B_ID)
@@ -1277,7 +1274,6 @@ def test_default_session_uses_the_process_backend(zstd_backend):
     assert of(ea, SessionResumed)[0].compressing and a.compressing
 
 
-@native_compression
 def test_zstd_session_round_trip_later_frames_smaller(zstd_backend):
     a = session(A_ID, backend=zstd_backend)
     b = session(B_ID, backend=zstd_backend)
@@ -1297,10 +1293,10 @@ def test_zstd_session_round_trip_later_frames_smaller(zstd_backend):
     assert sum(sizes) < 0.45 * payload
 
 
-@native_compression
 def test_zstd_session_dictionary_negotiation_and_gain(zstd_backend):
-    import zstandard
-    trained = zstandard.train_dictionary(8 * KIB, _orders(3000, seed=2)).as_bytes()
+    from darkswap_wasm.compression.zstd_backend import zstd
+
+    trained = zstd.train_dict(_orders(3000, seed=2), 8 * KIB).dict_content
     orders = _orders(50, seed=3)
 
     def first_frames(dicts_a, dicts_b):
@@ -1324,7 +1320,6 @@ def test_zstd_session_dictionary_negotiation_and_gain(zstd_backend):
     assert sum(with_dict) < 0.8 * sum(without)
 
 
-@native_compression
 def test_zstd_incompressible_frames_go_stored_and_the_stream_stays_in_sync(zstd_backend):
     a = session(A_ID, backend=zstd_backend)
     b = session(B_ID, backend=zstd_backend)
@@ -1341,16 +1336,17 @@ def test_zstd_incompressible_frames_go_stored_and_the_stream_stays_in_sync(zstd_
     assert len(out) < len(blob) + 2000  # ...and its later slice referenced the context
 
 
-@native_compression
 def test_zstd_zip_bomb_frame_is_rejected(zstd_backend):
-    import zstandard
+    from darkswap_wasm.compression.zstd_backend import zstd
+
     b = session(B_ID, backend=zstd_backend)
     b.attach(0)
     b.data_to_send()
     b.receive_data(hello(flags=0x1, window_log=20), 0)
     entry = b"\xff\xff\xff\x01"  # a 4 MiB - 1 message... followed by 60 MiB of zeros
-    cobj = zstandard.ZstdCompressor(level=3, write_checksum=False, write_content_size=False).compressobj()
-    bomb = cobj.compress(entry + bytes(60 * MIB)) + cobj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+    cobj = zstd.ZstdCompressor(level=3)
+    bomb = cobj.compress(entry) + b"".join(cobj.compress(bytes(MIB)) for _ in range(60))
+    bomb += cobj.flush(zstd.ZstdCompressor.FLUSH_BLOCK)
     assert len(bomb) < 64 * KIB
     with pytest.raises(LimitExceeded):
         b.receive_data(frame_long(h("21") + bomb), 0)
@@ -1366,14 +1362,12 @@ def frame_long(body: bytes) -> bytes:
 NATIVE_PROPERTY = settings(PROPERTY, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-@native_compression
 @given(ops=OPS)
 @NATIVE_PROPERTY
 def test_property_lossy_transport_with_real_zstd(zstd_backend, ops):
     run_lossy(ops, lambda: zstd_backend)  # the backend object is stateless: one per test is fine
 
 
-@native_compression
 @given(data=st.data())
 @settings(FUZZ, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_fuzz_mutated_zstd_streams(zstd_backend, data):
