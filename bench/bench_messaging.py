@@ -12,7 +12,7 @@ Messages come from ``bench/messages.py`` (orders ~230 B JSON, signed orders ~390
   (``flush()`` after every ``send``): the latency-bound trickle;
 * ``session batch``     — our session, ``--batch`` messages per frame (idle flush after a burst);
 * ``dict per msg``      — one-shot zstd of each message with a dictionary trained (16 KiB,
-  ``zstandard.train_dictionary``) on a separate sample of the same kind;
+  ``compression.zstd.train_dict``) on a separate sample of the same kind;
 * ``session+dict ...``  — our session with that dictionary agreed at the handshake.
 
 Session rows count every byte of every DATA frame (headers included, the one-off HELLO not);
@@ -35,10 +35,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import zstandard
 from messages import MessageGenerator
 
-from darkswap_wasm.compression.zstd_backend import ZstdBackend
+from darkswap_wasm.compression.zstd_backend import ZstdBackend, zstd
 from darkswap_wasm.protocols.darkswap_msg import (
     MessageReceived,
     MessageSession,
@@ -87,18 +86,20 @@ def compression_table(count: int, batch: int, level: int) -> dict[str, dict[str,
         n = count if kind != "snapshot" else max(50, count // 20)
         msgs = MessageGenerator(seed=1).kind(kind, n)
         train = MessageGenerator(seed=2).kind(kind, max(2000, n))
-        dictionary = zstandard.train_dictionary(16 * 1024, train, level=level).as_bytes()
+        zdict = zstd.train_dict(train, 16 * 1024)
+        dictionary = zdict.dict_content
         payload = sum(map(len, msgs))
-        cz = zstandard.ZstdCompressor(level=level)
-        cd = zstandard.ZstdCompressor(level=level, dict_data=zstandard.ZstdCompressionDict(dictionary))
+
         row = {
             "avg msg B": payload / len(msgs),
             "gzip per msg": sum(len(gzip.compress(m)) for m in msgs),
-            "zstd per msg": sum(len(cz.compress(m)) for m in msgs),
-            f"zstd batch {batch}": sum(len(cz.compress(b"".join(msgs[i : i + batch]))) for i in range(0, n, batch)),
+            "zstd per msg": sum(len(zstd.compress(m, level=level)) for m in msgs),
+            f"zstd batch {batch}": sum(
+                len(zstd.compress(b"".join(msgs[i : i + batch]), level=level)) for i in range(0, n, batch)
+            ),
             "session 1/frame": session_wire(msgs, 1, level),
             f"session batch {batch}": session_wire(msgs, batch, level),
-            "dict per msg": sum(len(cd.compress(m)) for m in msgs),
+            "dict per msg": sum(len(zstd.compress(m, level=level, zstd_dict=zdict)) for m in msgs),
             "session+dict 1/frame": session_wire(msgs, 1, level, dictionary),
             f"session+dict batch {batch}": session_wire(msgs, batch, level, dictionary),
         }
@@ -143,7 +144,7 @@ def main() -> None:
 
     print(
         f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
-        f"zstd {zstandard.ZSTD_VERSION}, level {args.level}"
+        f"zstd {zstd.zstd_version} ({zstd.__name__}), level {args.level}"
     )
     print("\n## wire bytes / payload bytes (lower is better)\n")
     table = compression_table(args.count, args.batch, args.level)
