@@ -34,9 +34,10 @@ Design choices (all interoperable with go/rust/js):
   half of the stream's current window is waiting to be credited (go's and js's threshold). So at
   most the stream's window of unconsumed bytes can ever be in flight or buffered.
 * **Connection budget.** The windows of all streams of the session together never grow past
-  ``YamuxConfig.connection_receive_budget`` (what one peer can make us buffer): growth stops at
-  it, and an inbound SYN whose initial window does not fit is refused with RST
-  (:class:`StreamRefused`), like one over ``max_streams``. Our own streams always open (counted,
+  ``YamuxConfig.connection_receive_budget`` (what one peer can make us buffer): growth may use
+  three quarters of it (so that new streams always find room next to a few grown ones), and an
+  inbound SYN whose initial window does not fit is refused with RST (:class:`StreamRefused`),
+  like one over ``max_streams``. Our own streams always open (counted,
   but not refused). A plain number so that a resource manager can hand out a scope's share.
 * **Closing the read side.** :meth:`~YamuxConnection.close_read` is go-yamux's ``CloseRead``:
   the peer is not told; data it still sends on the stream (within the window it holds) is
@@ -318,6 +319,7 @@ class YamuxConnection:
         self._peer_parity = 0 if self.is_client else 1
         self._backlog = 0  # inbound streams not yet ACKed by us
         self._granted = 0  # sum of the receive windows of the tracked streams
+        self._growth_ceiling = config.connection_receive_budget - config.connection_receive_budget // 4
         self._refused = 0  # inbound SYNs refused with RST
         self._events: list = []
         self._out: list = []
@@ -841,7 +843,7 @@ class YamuxConnection:
         cfg = self.config
         if consumed >= window and window < cfg.receive_window and s.recv_unacked <= window >> 2:
             # the reader consumed a whole window and keeps up: double it (within the budget)
-            grow = min(window, cfg.receive_window - window, cfg.connection_receive_budget - self._granted)
+            grow = min(window, cfg.receive_window - window, self._growth_ceiling - self._granted)
             if grow > 0:
                 s.window = window + grow
                 self._granted += grow
