@@ -88,7 +88,15 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from ..errors import ConfigError, ConnectionClosed, LimitExceeded, ProtocolError, StreamClosed, StreamReset
+from ..errors import (
+    ConfigError,
+    ConnectionClosed,
+    LimitExceeded,
+    ProtocolError,
+    ResourceLimitExceeded,
+    StreamClosed,
+    StreamReset,
+)
 
 PROTOCOL_ID = "/yamux/1.0.0"
 
@@ -714,7 +722,7 @@ class YamuxConnection:
             raise ConnectionClosed("yamux: the peer sent Go Away; no new streams")
         cfg = self.config
         if len(self._streams) >= cfg.max_streams:
-            raise LimitExceeded(f"yamux: {cfg.max_streams} streams already open")
+            raise ResourceLimitExceeded(f"yamux: {cfg.max_streams} streams already open")
         sid = self._next_id
         if sid > MAX_UINT32:
             raise LimitExceeded("yamux: stream ids exhausted")
