@@ -346,10 +346,12 @@ def test_forty_messages_each_way_across_20s_circuits_without_webrtc_arrive_exact
             f"relay log:\n" + "\n".join(relay.stderr[-40:])
         )
 
-    def exchange(kind: str, n: int, gap_ms: int, texts) -> tuple[dict, dict]:
-        """Both pages send ``n`` messages ``gap_ms`` apart; each gets the other's exactly once, in order."""
+    def exchange(kind: str, n: int, gap_ms: int, texts) -> int:
+        """Both pages send ``n`` messages ``gap_ms`` apart; each gets the other's exactly once, in
+        order. Returns how many connections of A to B closed meanwhile (circuits that ended)."""
         before = {t.name: t.js("return window.got.length;") for t in (a, b)}
         t0 = time.monotonic()
+        page_t0 = a.js("return performance.now();")
         a.js(RUN, pb, "A", n, gap_ms, kind)
         b.js(RUN, pa, "B", n, gap_ms, kind)
         deadline = time.monotonic() + n * gap_ms / 1000 + 150
@@ -384,6 +386,7 @@ def test_forty_messages_each_way_across_20s_circuits_without_webrtc_arrive_exact
                 strict=True,
             )
         ]
+        page_t1 = a.js("return performance.now();")
         report(
             f"{kind}: one way, send called to message event: median {sorted(lag)[len(lag) // 2]:.2f} s, "
             f"max {max(lag):.2f} s"
@@ -391,11 +394,14 @@ def test_forty_messages_each_way_across_20s_circuits_without_webrtc_arrive_exact
         # and acknowledged
         a.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pb, sa["lastSeq"])
         b.js("await ds.wait_delivered(args[0], args[1], { timeout: 90000 }); return null;", pa, sb["lastSeq"])
-        return sa, sb
+        events = a.js("return window.events;")
+        return sum(1 for e in events if e[1] == "connection:close" and e[2] == pb and page_t0 <= e[0] <= page_t1)
 
     assert a.js("return window.order('A', 7);") == order("A", 7)  # the two order() agree
-    exchange("order", MESSAGES, GAP_MS, order)
-    exchange("tick", TICKS, TICK_MS, lambda side, i: f"tick {side}#{i}")
+    ended_under_orders = exchange("order", MESSAGES, GAP_MS, order)
+    ended_under_ticks = exchange("tick", TICKS, TICK_MS, lambda side, i: f"tick {side}#{i}")
+    report(f"connections of A to B that closed under the orders: {ended_under_orders}, the ticks: {ended_under_ticks}")
+    assert ended_under_orders >= 3 and ended_under_ticks >= 1, evidence()  # circuits ended under the traffic
     resent = {t.name: t.js(RESENDS) for t in (a, b)}
     report(f"sessions resumed on a new circuit, messages resent each time: {resent}")
 
