@@ -243,10 +243,15 @@
     });
   }
 
-  /** Connect through the relay, say hello, wait for welcome/busy. */
-  async function pair(peer, addrs) {
+  /**
+   * Connect through the relay, say hello, wait for welcome/busy. A failed attempt on a tab found
+   * in the room (busy with another tab, or gone) is skipped for a while without a word; a failed
+   * manual Connect says why.
+   */
+  async function pair(peer, addrs, manual) {
     const ds = demo.ds;
     const my = ++attempt;
+    const before = { linkState: state.linkState, linkError: state.linkError, lastPeer: state.lastPeer };
     state.target = peer;
     state.lastPeer = null;
     state.linkState = "connecting";
@@ -267,9 +272,14 @@
       if (my !== attempt || state.peer === peer) return;
       skipUntil.set(peer, Date.now() + SKIP_MS);
       state.target = null;
-      state.lastPeer = peer;
-      state.linkState = "failed";
-      state.linkError = errText(e);
+      if (manual) {
+        state.lastPeer = peer;
+        state.linkState = "failed";
+        state.linkError = errText(e);
+      } else {
+        console.info(`demo: ${peer} (found in the room) not paired: ${errText(e)}`);
+        Object.assign(state, before);
+      }
       render();
     }
   }
@@ -450,7 +460,7 @@
     const mine = live.filter((f) => f.peerId > state.peerId);
     const overdue = live.filter((f) => f.peerId < state.peerId && now - firstSeen.get(f.peerId) > GRACE_MS);
     const pick = (mine.length ? mine : overdue).sort((x, y) => (x.peerId < y.peerId ? -1 : 1))[0];
-    if (pick) pair(pick.peerId, pick.addrs);
+    if (pick) pair(pick.peerId, pick.addrs, false);
   }
 
   async function roomLoop() {
@@ -537,7 +547,7 @@
       state.rttMs = null;
     }
     skipUntil.delete(p);
-    pair(p, null);
+    pair(p, null, true);
   }
 
   // ------------------------------------------------------------------ start

@@ -279,8 +279,9 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
          sc["state"]["peerId"])  # fmt: skip
     sb = wait(b, f"s.peer === {sc['state']['peerId']!r} && s.linkState === 'connected'")
     sc = wait(c, f"s.peer === {pb!r} && s.linkState === 'connected'")
-    sa = wait(a, "!s.peer && (s.roomState === 'looking' || s.roomState === 'joining')")
-    assert sa["dom"]["sendDisabled"] and sa["state"]["lastPeer"] == pb, sa["state"]
+    sa = wait(a, f"!s.peer && !s.target && s.roomState === 'looking' && s.lastPeer === {pb!r}")
+    assert sa["dom"]["sendDisabled"] and sa["state"]["linkState"] == "disconnected", sa["state"]
+    assert "went away" in sa["dom"]["linkStatus"] and "error" not in sa["dom"]["linkStatusClass"], sa["dom"]
     for s in (sa, sb, sc):
         check_consistent(s)
     report(f"demo: {pa[:12]}… and {pb[:12]}… paired from the printed URL alone; screenshots {shots}")
