@@ -47,6 +47,7 @@ class _Peer:
         self.inbox: deque[bytes] = deque()
         self.inbox_bytes = 0
         self.waiting = 0  # send/receive calls using this peer's state right now
+        self.receivers = 0  # receive calls waiting for this peer's next message
         self.readable = asyncio.Event()
         self.inbox_space = asyncio.Event()
         self.inbox_space.set()
@@ -262,13 +263,23 @@ class MessagingService:
         host.on("peer:disconnect", self._on_disconnect)
 
     def inbox_room(self, p: _Peer) -> int:
-        """Decompressed bytes ``p``'s session may deliver now (per-peer and total budgets)."""
-        return min(self.inbox_limit - p.inbox_bytes, self.config.inbox_bytes_total - self.inbox_total)
+        """Decompressed bytes ``p``'s session may deliver now (per-peer and total budgets).
+
+        A peer the application is waiting on (``receive`` with its inbox empty) may always take
+        one more frame: other peers' unread messages filling the total must not starve a reader
+        that takes its messages at once (the overshoot is one frame per waiting ``receive``)."""
+        total = self.config.inbox_bytes_total - self.inbox_total
+        if p.receivers and not p.inbox:
+            total = max(total, 1)
+        return min(self.inbox_limit - p.inbox_bytes, total)
 
     def _taken(self, p: _Peer, n: int) -> None:
         """The application took ``n`` bytes of ``p``'s inbox: wake readers that have room again."""
         p.inbox_bytes -= n
         self.inbox_total -= n
+        self._wake_blocked()
+
+    def _wake_blocked(self) -> None:
         for q in list(self._blocked):
             if self.inbox_room(q) > 0:
                 self._blocked.discard(q)
@@ -411,7 +422,10 @@ class MessagingService:
         peer = PeerId.coerce(peer)
         p = self._peer(peer)
         p.waiting += 1  # not dropped on disconnect while a caller waits on it
+        p.receivers += 1
         try:
+            if not p.inbox and p in self._blocked:
+                self._wake_blocked()  # it may have room now that we wait on it
             while not p.inbox:
                 if p.failed is not None:
                     raise p.failed
@@ -422,6 +436,7 @@ class MessagingService:
                     raise Timeout(f"no message from {peer} within {timeout:g}s") from None
         finally:
             p.waiting -= 1
+            p.receivers -= 1
         data = p.inbox.popleft()
         self._taken(p, len(data))
         return data

@@ -277,3 +277,37 @@ async def test_messaging_state_of_peers_that_left_is_dropped():
             await back.close()
     finally:
         await node.close()
+
+
+# -------------------------------------------- inbox budgets: per peer and in total, nothing lost
+
+
+@async_test(timeout=120)
+async def test_inbox_budgets_backpressure_senders_and_lose_nothing():
+    mib_messages = 6
+    config = dm.MessagingConfig(inbox_bytes_per_peer=3 * MIB, inbox_bytes_total=5 * MIB)
+    node = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None, messaging=config))
+    senders = [await Network.create(NetworkConfig(webrtc=None, monitor=None)) for _ in range(3)]
+    try:
+        addr = str(node.listen_addrs()[0])
+        me = node.local_peer_id()
+        for i, s in enumerate(senders):
+            await s.connect(addr)
+            for k in range(mib_messages):  # 1 MiB each, compressible: a few bytes on the wire
+                await s.send_message(me, bytes([i, k]) * (MIB // 2), timeout=30)
+        await asyncio.sleep(1.0)  # let the node take what its budgets allow
+        acked = [s._messaging.session(me).acked_seq for s in senders]
+        # the node never read: at most the budget (+ one message per read) was taken and acked
+        assert all(a <= 3 + 1 for a in acked), acked  # per peer: 3 MiB
+        assert sum(acked) <= 5 + 3, acked  # in total: 5 MiB (+ one per peer)
+        assert sum(acked) < 3 * mib_messages  # the rest waits at the senders, unacked
+        # the application reads: every message arrives, once, in order, and is acknowledged
+        for i, s in enumerate(senders):
+            for k in range(mib_messages):
+                assert await node.receive_message(s.local_peer_id(), timeout=30) == bytes([i, k]) * (MIB // 2)
+        for s in senders:
+            await s.wait_delivered(me, mib_messages, timeout=30)
+    finally:
+        for s in senders:
+            await s.close()
+        await node.close()
