@@ -185,7 +185,7 @@ class Stream:
         self._stop_reading()
 
     def _stop_reading(self) -> None:
-        """Tell the muxer (a data channel stream sends STOP_SENDING instead)."""
+        """Tell the muxer (a data channel stream only drops what arrives, see ``_feed``)."""
         self.conn._close_read(self.stream_id)
 
     async def reset(self) -> None:
