@@ -166,7 +166,7 @@ class Connection:
                 raise ConnectionClosed(f"yamux session ended: {ev.reason}")
             elif isinstance(ev, yamux.StreamClosedFully):
                 self._streams.pop(ev.stream_id, None)
-            elif isinstance(ev, yamux.StreamRefused):
+            elif isinstance(ev, yamux.StreamRefused) and ev.reason != "go_away":  # a limit, not a shutdown
                 refusals.refused(
                     f"yamux:{ev.reason}",
                     "refused an inbound stream from %s (%s): RESOURCE_LIMIT_EXCEEDED, stream reset",
