@@ -284,6 +284,8 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
     assert "went away" in sa["dom"]["linkStatus"] and "error" not in sa["dom"]["linkStatusClass"], sa["dom"]
     for s in (sa, sb, sc):
         check_consistent(s)
+    screenshot(a, tmp_path / "demo-a-partner-left.png", webrtc=False)
+    screenshot(c, tmp_path / "demo-c-paired-by-hand.png")
     report(f"demo: {pa[:12]}… and {pb[:12]}… paired from the printed URL alone; screenshots {shots}")
 
 
