@@ -311,3 +311,63 @@ async def test_inbox_budgets_backpressure_senders_and_lose_nothing():
         for s in senders:
             await s.close()
         await node.close()
+
+
+# ------------------------------------------- yamux connection budget: refused, logged quietly
+
+
+@async_test(timeout=120)
+async def test_streams_over_the_connection_budget_are_refused_with_few_log_lines(caplog):
+    from darkswap_wasm.host import connection as connection_module
+
+    budget = YamuxConfig(connection_receive_budget=1 * MIB)  # 4 streams at the spec's 256 KiB
+    node = await Network.create(
+        NetworkConfig(
+            listen_addrs=["/ip4/127.0.0.1/tcp/0"],
+            webrtc=None,
+            host=HostConfig(connection=ConnectionConfig(yamux=budget)),
+        )
+    )
+    release = asyncio.Event()
+
+    async def hold(stream) -> None:  # keeps its stream open, never reads it
+        await release.wait()
+
+    node.set_stream_handler("/hold", hold)
+    attacker = await attacker_network()
+    honest = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+    before = connection_module.refusals.counts["yamux:receive_budget"]
+    try:
+        addr = str(node.listen_addrs()[0])
+        peer = await attacker.connect(addr)
+        held, refused = [], 0
+        with caplog.at_level("WARNING", logger="darkswap_wasm.host.connection"):
+            for _ in range(60):
+                try:
+                    held.append(await attacker.new_stream(peer, ["/hold"]))
+                except DarkSwapError:
+                    refused += 1  # reset by the node: no room for another window
+        lines = [r for r in caplog.records if "RESOURCE_LIMIT_EXCEEDED" in r.getMessage()]
+        assert len(held) <= 4 and refused >= 56, (len(held), refused)
+        assert connection_module.refusals.counts["yamux:receive_budget"] - before == refused
+        assert 1 <= len(lines) < refused / 4  # one line per second at most, not one per refusal
+        # the budget is the attacker's own connection's: everybody else is served
+        await honest.connect(addr)
+        assert await honest.ping(node.local_peer_id()) > 0
+        assert await honest.new_stream(node.local_peer_id(), ["/hold"])
+        with pytest.raises(DarkSwapError):
+            await attacker.ping(peer)  # its own connection is full of its own streams...
+        release.set()  # ...until the node's handlers let them go: then it is served again
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                assert await attacker.ping(peer) > 0
+                break
+            except DarkSwapError:
+                assert asyncio.get_running_loop().time() < deadline, "the budget was never freed"
+                await asyncio.sleep(0.05)
+    finally:
+        release.set()
+        await honest.close()
+        await attacker.close()
+        await node.close()
