@@ -28,6 +28,11 @@ export type ErrorCode =
   | "PROTOCOL_ERROR"
   | "DECODE_ERROR"
   | "LIMIT_EXCEEDED"
+  | "RESOURCE_LIMIT_EXCEEDED" // refused at one of our own budgets (streams, memory): a LIMIT_EXCEEDED
+  | "MALFORMED_MESSAGE" // a relay protocol message that does not decode
+  | "INVALID_ENVELOPE" // a signed envelope (peer record, voucher) that does not verify
+  | "DECRYPTION_FAILED"
+  | "COMPRESSION_BACKEND_UNAVAILABLE"
   | "HANDSHAKE_FAILED"
   | "PROTOCOL_NEGOTIATION_FAILED"
   | "STREAM_RESET"
@@ -39,6 +44,8 @@ export type ErrorCode =
   | "COMPRESSION_ERROR"
   | "CRYPTO_BACKEND_UNAVAILABLE"
   | "INVALID_ARGUMENT" // a bad argument (type, peer ID, duration, unknown event)
+  | "KEY_FILE_ERROR" // native only: an --identity key file that cannot be read or is corrupt
+  | "LISTEN_FAILED" // native only: an address that cannot be bound
   | "CLOSED" // the instance was closed
   | "CANCELLED"
   | "RUNTIME_UNAVAILABLE" // Pyodide or the wheels could not be loaded
