@@ -26,7 +26,7 @@ from darkswap_wasm.wire import varint
 from darkswap_wasm.wire.framing import FrameDecoder
 
 from .helpers import async_test, reserved
-from .procs import RelayProcess
+from .procs import NodeProcess, RelayProcess
 
 pytestmark = pytest.mark.native_crypto
 
@@ -159,6 +159,35 @@ async def test_30_kb_zstd_bomb_is_refused_at_the_inbox_budget():
         for net in attackers:
             await net.close()
         assert await relay.stop() == 0
+
+
+@async_test(timeout=240)
+async def test_30_kb_zstd_bomb_against_a_node_that_reads_its_messages():
+    # the issue: "a node that reads its messages still peaked at 830 MiB" (one read inflated them all)
+    node = await NodeProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--echo")
+    attacker = honest = None
+    try:
+        honest = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+        node_peer = await honest.connect(node.addrs[0])
+        await honest.send_message(node_peer, b"warm-up")
+        assert await honest.receive_message(node_peer, timeout=10) == b"warm-up"
+        base = memory_kib(node.proc.pid)
+        attacker, size, acked, _stream = await bomb(node.addrs[0])
+        # the inbox budget (16 MiB: 4-5 messages) plus the 3 the echo took out (its send buffer,
+        # 8 MiB, then fills: the attacker never reads the echoes), not 1,700
+        assert 1 <= acked <= dm.MessagingConfig().inbox_bytes_per_peer // (4 * MIB) + 2 + 3, acked
+        # an honest peer is echoed during the attack
+        await honest.send_message(node_peer, b"still there?")
+        assert await honest.receive_message(node_peer, timeout=10) == b"still there?"
+        now = memory_kib(node.proc.pid)
+        grown = (now["VmHWM"] - base["VmHWM"]) / 1024
+        print(f"node memory: baseline {base}, now {now}, peak grew {grown:.1f} MiB")
+        assert grown <= 64, f"node peak RSS grew by {grown:.0f} MiB (baseline {base}, now {now})"
+    finally:
+        for net in (attacker, honest):
+            if net is not None:
+                await net.close()
+        assert await node.stop() == 0
 
 
 # ----------------------------------------------------- attack 4: 64 identify streams, unread
