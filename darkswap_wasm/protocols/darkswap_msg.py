@@ -241,7 +241,9 @@ class MessagingConfig:
     compression_level: int = 3  # zstd level
     min_compress_size: int = 64  # smaller payloads go PLAIN, outside the zstd context
     window_log: int = 19  # our compressor's window: 2**19 = 512 KiB of history (lowered to the peer's max)
-    max_window_log: int = 23  # the largest window we decompress: 2**23 = 8 MiB (decoder memory)
+    # the largest window we decompress: 2**20 = 1 MiB of decoder memory per session a stranger can
+    # make us allocate (our compressors use 2**19 anyway, lowered to the peer's max)
+    max_window_log: int = 20
     dictionaries: Mapping[int, bytes] = field(default_factory=dict, hash=False)  # id -> zstd dict/raw
     give_up_after: float = 300.0  # s without a working transport -> SessionFailed
     close_timeout: float = 30.0  # s a graceful close may take

@@ -16,6 +16,7 @@ from fake_zstd import FakeZstd, frame_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from darkswap_wasm.compression import CompressionError
 from darkswap_wasm.errors import (
     ConfigError,
     DarkSwapError,
@@ -188,10 +189,14 @@ def test_hello_wire_vector():
 
 
 def test_hello_wire_vector_with_zstd_and_dictionaries():
-    a = session(A_ID, backend=FakeZstd(), dictionaries={300: b"d300", 5: b"d5"})
+    a = session(A_ID, backend=FakeZstd(), dictionaries={300: b"d300", 5: b"d5"}, max_window_log=23)
     a.attach(0)
     # flags ZSTD; max_window_log 23 (0x17); two dictionary ids, increasing: 5, 300 (0xac 0x02)
     assert a.data_to_send() == h("29 11 01") + A_ID + ZERO + h("01 01 17 02 05 ac02")
+    # the default announces 2**20: a stranger makes us hold at most 1 MiB of zstd window
+    b = session(B_ID, backend=FakeZstd())
+    b.attach(0)
+    assert b.data_to_send() == h("26 11 01") + B_ID + ZERO + h("01 01 14 00")
 
 
 def test_data_ack_close_wire_vectors():
@@ -892,7 +897,7 @@ def test_dictionary_negotiation_picks_the_highest_common_id():
     a.flush(0)
     pump(a, b, 0)
     assert len(messages(b.events_received())) == 3
-    assert fb.made[-1] == ("d", 23, b"nine")
+    assert fb.made[-1] == ("d", 20, b"nine")  # MessagingConfig.max_window_log
 
 
 def test_no_common_dictionary_and_window_is_lowered_to_the_peers_max():
@@ -1339,18 +1344,20 @@ def test_zstd_incompressible_frames_go_stored_and_the_stream_stays_in_sync(zstd_
 def test_zstd_zip_bomb_frame_is_rejected(zstd_backend):
     from darkswap_wasm.compression.zstd_backend import zstd
 
-    b = session(B_ID, backend=zstd_backend)
-    b.attach(0)
-    b.data_to_send()
-    b.receive_data(hello(flags=0x1, window_log=20), 0)
     entry = b"\xff\xff\xff\x01"  # a 4 MiB - 1 message... followed by 60 MiB of zeros
-    cobj = zstd.ZstdCompressor(level=3)
+    cobj = zstd.ZstdCompressor(level=3)  # a 2 MiB window: level 3's for large inputs
     bomb = cobj.compress(entry) + b"".join(cobj.compress(bytes(MIB)) for _ in range(60))
     bomb += cobj.flush(zstd.ZstdCompressor.FLUSH_BLOCK)
     assert len(bomb) < 64 * KIB
-    with pytest.raises(LimitExceeded):
-        b.receive_data(frame_long(h("21") + bomb), 0)
-    assert b.state is SessionState.FAILED
+    for max_window_log, error in ((23, LimitExceeded), (20, CompressionError)):
+        # with room for its window, the output cap stops it; by default its window is refused first
+        b = session(B_ID, backend=zstd_backend, max_window_log=max_window_log)
+        b.attach(0)
+        b.data_to_send()
+        b.receive_data(hello(flags=0x1, window_log=20), 0)
+        with pytest.raises(error):
+            b.receive_data(frame_long(h("21") + bomb), 0)
+        assert b.state is SessionState.FAILED
 
 
 def frame_long(body: bytes) -> bytes:
