@@ -18,7 +18,8 @@ class DarkSwapError(Exception):
 
 
 class ProtocolError(DarkSwapError):
-    """A peer sent bytes that break the protocol (or a local call broke its state rules)."""
+    """A peer sent bytes that break the protocol. (A local call that breaks a machine's rules is
+    a :class:`UsageError`, never this: a ``ProtocolError`` always means the remote side.)"""
 
     CODE = "PROTOCOL_ERROR"
 
@@ -81,6 +82,19 @@ class TimeoutError_(DarkSwapError, TimeoutError):
 
 # Public alias: ``darkswap_wasm.errors.Timeout`` (avoids shadowing the builtin name).
 Timeout = TimeoutError_
+
+
+class UsageError(DarkSwapError):
+    """A local call broke an API rule: a method called in the wrong state, a value of ours that
+    cannot go on the wire. The caller's mistake, never the peer's (not a :class:`ProtocolError`)."""
+
+    CODE = "USAGE_ERROR"
+
+
+class MessageTooLarge(UsageError):
+    """A message we were asked to send is over its protocol's (or our configured) size limit."""
+
+    CODE = "MESSAGE_TOO_LARGE"
 
 
 class PeerUnreachable(DarkSwapError):

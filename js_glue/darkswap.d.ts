@@ -29,6 +29,8 @@ export type ErrorCode =
   | "DECODE_ERROR"
   | "LIMIT_EXCEEDED"
   | "RESOURCE_LIMIT_EXCEEDED" // refused at one of our own budgets (streams, memory): a LIMIT_EXCEEDED
+  | "MESSAGE_TOO_LARGE" // a message you asked to send is over the limit (4 MiB, or a relay circuit's data limit)
+  | "USAGE_ERROR" // a call in the wrong state: a bug in the caller, never the peer's fault
   | "MALFORMED_MESSAGE" // a relay protocol message that does not decode
   | "INVALID_ENVELOPE" // a signed envelope (peer record, voucher) that does not verify
   | "DECRYPTION_FAILED"

@@ -23,7 +23,7 @@ import logging
 import time
 from collections import deque
 
-from ..errors import ConnectionClosed, DarkSwapError, LimitExceeded, PeerUnreachable, Timeout
+from ..errors import ConnectionClosed, DarkSwapError, MessageTooLarge, PeerUnreachable, Timeout
 from ..identity import PeerId
 from ..protocols import darkswap_msg as dm
 from ..tasks import spawn
@@ -356,7 +356,7 @@ class MessagingService:
         """Queue one message; returns its sequence number. Waits while the send buffer is full."""
         peer = PeerId.coerce(peer)
         if len(data) > self.config.max_message_size:
-            raise LimitExceeded(f"message of {len(data)} bytes exceeds the maximum of {self.config.max_message_size}")
+            raise MessageTooLarge(f"message of {len(data)} bytes exceeds the maximum of {self.config.max_message_size}")
         p = self._peer(peer)
         p.waiting += 1  # not dropped on disconnect while a caller uses it
         try:
@@ -413,7 +413,7 @@ class MessagingService:
         limit = getattr(conns[0], "limit", None)
         budget = limit.data_limit if limit is not None else None
         if budget is not None and size + 64 > budget:
-            raise LimitExceeded(
+            raise MessageTooLarge(
                 f"a {size}-byte message cannot pass the relay circuit to {peer} (data limit {budget} bytes): "
                 "wait for a direct connection (create_webrtc_data_channel) or use a relay with larger limits"
             )

@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, ProtocolError
+from ..errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, MessageTooLarge, ProtocolError
 from ..identity import PeerId
 from ..wire import protobuf, varint
 from ..wire.framing import encode_frame
@@ -221,7 +221,7 @@ class Limit:
 
 def _frame(body: bytes, what: str) -> bytes:
     if len(body) > MAX_MESSAGE:
-        raise LimitExceeded(f"{what} of {len(body)} bytes exceeds {MAX_MESSAGE}")
+        raise MessageTooLarge(f"{what} of {len(body)} bytes exceeds {MAX_MESSAGE}")
     return encode_frame(body)
 
 

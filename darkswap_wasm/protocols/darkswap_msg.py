@@ -161,6 +161,7 @@ from ..errors import (
     DarkSwapError,
     DecodeError,
     LimitExceeded,
+    MessageTooLarge,
     PeerUnreachable,
     ProtocolError,
     Timeout,
@@ -585,7 +586,7 @@ class MessageSession:
         config = self.config
         n = len(data)
         if n > config.max_message_size:
-            raise LimitExceeded(f"message of {n} bytes exceeds the limit of {config.max_message_size}")
+            raise MessageTooLarge(f"message of {n} bytes exceeds the limit of {config.max_message_size}")
         if (
             len(self._inflight) + len(self._queued) >= config.send_buffer_messages
             or self._buffer_bytes + n > config.send_buffer_bytes

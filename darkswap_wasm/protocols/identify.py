@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError, ProtocolError
+from ..errors import DecodeError, MessageTooLarge, ProtocolError
 from ..identity import PeerId, PublicKey
 from ..wire import protobuf
 from ..wire.framing import FrameDecoder, encode_frame
@@ -57,7 +57,7 @@ class IdentifyInfo:
             },
         )
         if len(body) > MAX_MESSAGE:
-            raise ProtocolError(f"identify message of {len(body)} bytes exceeds {MAX_MESSAGE}")
+            raise MessageTooLarge(f"identify message of {len(body)} bytes exceeds {MAX_MESSAGE}")
         return encode_frame(body)
 
     @classmethod

@@ -33,7 +33,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from ..errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, ProtocolError
+from ..errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, MessageTooLarge, UsageError
 from ..identity import PeerId
 from ..wire import varint
 from ..wire.framing import FrameDecoder, encode_frame
@@ -162,15 +162,15 @@ class KadMessage:
         """The protobuf body (field order as js-libp2p writes it)."""
         cfg = config or DEFAULT_CONFIG
         if self.key is not None and len(self.key) > cfg.max_key_length:
-            raise LimitExceeded(f"kad key of {len(self.key)} bytes exceeds {cfg.max_key_length}")
+            raise MessageTooLarge(f"kad key of {len(self.key)} bytes exceeds {cfg.max_key_length}")
         if len(self.closer_peers) + len(self.provider_peers) > cfg.max_peers_per_message:
-            raise LimitExceeded(f"kad message with more than {cfg.max_peers_per_message} peers")
+            raise MessageTooLarge(f"kad message with more than {cfg.max_peers_per_message} peers")
         out = bytearray()
         if self.type != MessageType.PUT_VALUE:
             out += b"\x08" + varint.encode(int(self.type))
         if self.cluster_level is not None:
             if self.cluster_level < 0:
-                raise ProtocolError("kad clusterLevel must not be negative")
+                raise UsageError("kad clusterLevel must not be negative")
             out += b"\x50" + varint.encode(self.cluster_level)
         if self.key is not None:
             out += b"\x12" + varint.encode(len(self.key)) + bytes(self.key)
@@ -179,11 +179,11 @@ class KadMessage:
         for tag, peers in ((b"\x42", self.closer_peers), (b"\x4a", self.provider_peers)):
             for peer in peers:
                 if len(peer.addrs) > cfg.max_addrs_per_peer:
-                    raise LimitExceeded(f"kad peer with more than {cfg.max_addrs_per_peer} addrs")
+                    raise MessageTooLarge(f"kad peer with more than {cfg.max_addrs_per_peer} addrs")
                 raw = peer.encode()
                 out += tag + varint.encode(len(raw)) + raw
         if len(out) > cfg.max_message_size:
-            raise LimitExceeded(f"kad message of {len(out)} bytes exceeds {cfg.max_message_size}")
+            raise MessageTooLarge(f"kad message of {len(out)} bytes exceeds {cfg.max_message_size}")
         return bytes(out)
 
     def encode(self, config: KadConfig | None = None) -> bytes:

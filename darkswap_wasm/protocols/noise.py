@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .. import crypto
 from ..crypto import DecryptionFailed
-from ..errors import DecodeError, HandshakeError, LimitExceeded, ProtocolError, Timeout
+from ..errors import DecodeError, HandshakeError, LimitExceeded, ProtocolError, Timeout, UsageError
 from ..identity import Identity, PeerId, PublicKey
 from ..wire import protobuf
 
@@ -187,7 +187,7 @@ class NoiseSession:
     def send(self, data: bytes) -> None:
         """Encrypt application data (transport phase) into frames of at most 65535 bytes."""
         if self.state is not State.TRANSPORT:
-            raise ProtocolError(f"noise: cannot send application data in state {self.state.value}")
+            raise UsageError(f"noise: cannot send application data in state {self.state.value}")
         assert self._send_cs is not None
         mv = memoryview(data)
         enc = self._send_cs.encrypt

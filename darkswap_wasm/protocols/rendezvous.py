@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError, LimitExceeded, ProtocolError
+from ..errors import DecodeError, MessageTooLarge, ProtocolError
 from ..identity import PeerId
 from ..identity.envelope import EnvelopeError
 from ..identity.peer_record import PeerRecord, open_peer_record
@@ -218,10 +218,10 @@ def encode_body(msg: Message) -> bytes:
 
 
 def encode_message(msg: Message) -> bytes:
-    """The length-prefixed wire form. Raises :class:`LimitExceeded` past :data:`MAX_MESSAGE`."""
+    """The length-prefixed wire form. Raises :class:`MessageTooLarge` past :data:`MAX_MESSAGE`."""
     body = encode_body(msg)
     if len(body) > MAX_MESSAGE:
-        raise LimitExceeded(f"rendezvous message of {len(body)} bytes exceeds {MAX_MESSAGE}")
+        raise MessageTooLarge(f"rendezvous message of {len(body)} bytes exceeds {MAX_MESSAGE}")
     return encode_frame(body)
 
 
@@ -440,7 +440,9 @@ class Registry:
             except DecodeError as exc:
                 return DiscoverResponse(status=Status.E_INVALID_COOKIE, status_text=str(exc))
             if cookie_ns != msg.ns:
-                return DiscoverResponse(status=Status.E_INVALID_COOKIE, status_text="the cookie is for another namespace")
+                return DiscoverResponse(
+                    status=Status.E_INVALID_COOKIE, status_text="the cookie is for another namespace"
+                )
             if after > self._seq:
                 return DiscoverResponse(status=Status.E_INVALID_COOKIE, status_text="the cookie is from the future")
         limit = min(msg.limit or cfg.default_discover_limit, cfg.max_discover_limit)

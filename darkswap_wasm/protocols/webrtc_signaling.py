@@ -56,7 +56,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, DecodeError, LimitExceeded, ProtocolError, Timeout
+from ..errors import ConfigError, DecodeError, LimitExceeded, MessageTooLarge, ProtocolError, Timeout, UsageError
 from ..wire import protobuf, varint
 from ..wire.framing import FrameDecoder
 
@@ -88,10 +88,10 @@ class SignalingMessage:
         )
 
     def encode(self, max_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-        """``uvarint(len) || protobuf``; ``LimitExceeded`` if the protobuf exceeds ``max_size``."""
+        """``uvarint(len) || protobuf``; ``MessageTooLarge`` if the protobuf exceeds ``max_size``."""
         body = self.to_protobuf()
         if max_size is not None and len(body) > max_size:
-            raise LimitExceeded(f"webrtc signaling: a {len(body)}-byte message exceeds {max_size} bytes")
+            raise MessageTooLarge(f"webrtc signaling: a {len(body)}-byte message exceeds {max_size} bytes")
         return varint.encode(len(body)) + body
 
     @classmethod
@@ -311,7 +311,7 @@ class _Signaling:
     def add_local_candidate(self, candidate: Mapping[str, Any] | str | None) -> bytes:
         """The message trickling one local candidate (a dict, its JSON, or ``None`` for
         end-of-candidates, sent as ``null``). ``b""`` once finished (js drops candidates after
-        connecting). Before our offer/answer went out it is a ``ProtocolError``."""
+        connecting). Before our offer/answer went out it is a ``UsageError``."""
         if self.is_finished:
             return b""
         self._check_can_send_candidates()
@@ -351,7 +351,7 @@ class _Signaling:
     def connected(self) -> None:
         """The RTCPeerConnection is connected: the exchange is DONE (close the stream)."""
         if self.state is not SignalingState.EXCHANGING:
-            raise ProtocolError(f"webrtc signaling ({self._role}): connected() in state {self.state.value}")
+            raise UsageError(f"webrtc signaling ({self._role}): connected() in state {self.state.value}")
         self.state = SignalingState.DONE
         self.deadline = None
 
@@ -402,7 +402,7 @@ class _Signaling:
     @staticmethod
     def _check_local_sdp(sdp: str) -> str:
         if not isinstance(sdp, str) or not sdp:
-            raise ProtocolError("webrtc signaling: the SDP must be a non-empty string")
+            raise UsageError("webrtc signaling: the SDP must be a non-empty string")
         return sdp
 
     def _handle(self, msg: SignalingMessage, events: list[SignalingEvent]) -> None:  # pragma: no cover
@@ -431,14 +431,14 @@ class SignalingDialer(_Signaling):
     def offer(self, sdp: str) -> bytes:
         """The ``SDP_OFFER`` message (write it before ``setLocalDescription``, as js does)."""
         if self.state is not SignalingState.NEW:
-            raise ProtocolError(f"webrtc signaling (dialer): offer() in state {self.state.value}")
+            raise UsageError(f"webrtc signaling (dialer): offer() in state {self.state.value}")
         out = self._encode(MessageType.SDP_OFFER, self._check_local_sdp(sdp))
         self.state = SignalingState.OFFER_SENT
         return out
 
     def _check_can_send_candidates(self) -> None:
         if self.state is SignalingState.NEW:
-            raise ProtocolError("webrtc signaling (dialer): a candidate before the offer")
+            raise UsageError("webrtc signaling (dialer): a candidate before the offer")
 
     def _handle(self, msg: SignalingMessage, events: list[SignalingEvent]) -> None:
         state = self.state
@@ -476,14 +476,14 @@ class SignalingListener(_Signaling):
     def answer(self, sdp: str) -> bytes:
         """The ``SDP_ANSWER`` message (write it before ``setLocalDescription``, as js does)."""
         if self.state is not SignalingState.OFFER_RECEIVED:
-            raise ProtocolError(f"webrtc signaling (listener): answer() in state {self.state.value}")
+            raise UsageError(f"webrtc signaling (listener): answer() in state {self.state.value}")
         out = self._encode(MessageType.SDP_ANSWER, self._check_local_sdp(sdp))
         self.state = SignalingState.EXCHANGING
         return out
 
     def _check_can_send_candidates(self) -> None:
         if self.state is not SignalingState.EXCHANGING:
-            raise ProtocolError("webrtc signaling (listener): a candidate before the answer (js dialers reject it)")
+            raise UsageError("webrtc signaling (listener): a candidate before the answer (js dialers reject it)")
 
     def _handle(self, msg: SignalingMessage, events: list[SignalingEvent]) -> None:
         if self.state is SignalingState.NEW:

@@ -308,7 +308,7 @@ def test_two_pages_exchange_over_webrtc_through_the_js_api(site, relay, tabs, te
     assert err["badPeer"]["code"] in ("INVALID_ARGUMENT", "DECODE_ERROR"), err
     assert err["badData"]["code"] == "INVALID_ARGUMENT"
     assert err["timeout"]["code"] == "TIMEOUT"
-    assert err["tooBig"]["code"] == "LIMIT_EXCEEDED"
+    assert err["tooBig"]["code"] == "MESSAGE_TOO_LARGE"
     assert err["badEvent"]["code"] == "INVALID_ARGUMENT"
 
     closed = a.js("""let fired = false; ds.on("close", () => { fired = true; }); await ds.close();

@@ -33,7 +33,7 @@ def error_classes() -> list[type[DarkSwapError]]:
 
 def declared_codes() -> list[str]:
     dts = (ROOT / "js_glue" / "darkswap.d.ts").read_text()
-    block = re.search(r"export type ErrorCode =(.*?);", dts, re.S)
+    block = re.search(r"export type ErrorCode =(.*?)\(string & \{\}\);", dts, re.S)
     assert block, "darkswap.d.ts has no ErrorCode union"
     return re.findall(r'\|\s*"([A-Z_]+)"', block.group(1))
 

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from darkswap_wasm import Network, NetworkConfig
-from darkswap_wasm.errors import LimitExceeded
+from darkswap_wasm.errors import MessageTooLarge
 
 from .helpers import async_test, reserved
 from .procs import RelayProcess
@@ -141,7 +141,7 @@ async def test_a_message_over_the_maximum_is_a_clear_error():
     a = await Network.create(NetworkConfig(webrtc=None))
     try:
         peer = await a.connect(b.listen_addrs()[0])
-        with pytest.raises(LimitExceeded):
+        with pytest.raises(MessageTooLarge):
             await a.send_message(peer, bytes(4 * 1024 * 1024 + 1))
         big = random.Random(1).randbytes(4 * 1024 * 1024)  # the maximum itself goes through whole
         await a.send_message(peer, big)
@@ -209,7 +209,7 @@ async def test_a_message_larger_than_the_relay_circuit_limit_is_a_clear_error():
         await a.send_message(peer, b"small")  # reaches b through the relay
         assert await b.receive_message(a.local_peer_id(), timeout=10) == b"small"
         assert a.connections(peer)[0].limit.data_limit == 128 * 1024
-        with pytest.raises(LimitExceeded, match="relay circuit"):
+        with pytest.raises(MessageTooLarge, match="relay circuit"):
             await a.send_message(peer, bytes(200_000))
     finally:
         await a.close()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, ProtocolError
+from darkswap_wasm.errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, MessageTooLarge, ProtocolError
 from darkswap_wasm.identity import PeerId
 from darkswap_wasm.protocols.circuit_v2 import (
     HOP_PROTOCOL_ID,
@@ -245,7 +245,7 @@ def test_decode_wants_exactly_one_frame() -> None:
 
 def test_size_limit_on_encode() -> None:
     addrs = tuple(Multiaddr(f"/dns4/{'a' * 200}.example/tcp/{i}") for i in range(30))
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(MessageTooLarge):  # ours: a local mistake, not the peer's (not a ProtocolError)
         HopMessage(HopType.CONNECT, peer=Peer(PEER, addrs)).encode()
     with pytest.raises(LimitExceeded):
         HopMessage.decode_body(b"\x08\x00" + b"\x30\x00" * MAX_MESSAGE)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.errors import DarkSwapError, DecodeError, LimitExceeded, ProtocolError
+from darkswap_wasm.errors import DarkSwapError, DecodeError, LimitExceeded, MessageTooLarge, ProtocolError
 from darkswap_wasm.identity import PeerId, PublicKey
 from darkswap_wasm.protocols.identify import (
     MAX_ADDRS,
@@ -145,7 +145,7 @@ def test_invalid_utf8_text_is_a_decode_error() -> None:
 
 def test_encoding_refuses_an_oversized_message() -> None:
     big = IdentifyInfo(protocols=tuple(f"/p/{i:05d}/" + "x" * 100 for i in range(80)))
-    with pytest.raises(ProtocolError, match="exceeds"):
+    with pytest.raises(MessageTooLarge, match="exceeds"):
         big.encode()
 
 

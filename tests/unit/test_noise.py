@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from darkswap_wasm import crypto
-from darkswap_wasm.errors import DarkSwapError, DecodeError, HandshakeError, ProtocolError, Timeout
+from darkswap_wasm.errors import DarkSwapError, DecodeError, HandshakeError, ProtocolError, Timeout, UsageError
 from darkswap_wasm.identity import Identity, PeerId
 from darkswap_wasm.protocols import noise
 from darkswap_wasm.protocols.noise import (
@@ -405,10 +405,11 @@ def test_tampered_replayed_or_reordered_transport_frames_fail(ids) -> None:
         r.receive_data(first)  # replay
 
 
-def test_send_before_the_handshake_is_a_protocol_error(ids) -> None:
+def test_send_before_the_handshake_is_a_usage_error(ids) -> None:
     i, _ = fixed_pair(ids)
-    with pytest.raises(ProtocolError, match="cannot send"):
+    with pytest.raises(UsageError, match="cannot send") as info:
         i.send(b"too early")
+    assert not isinstance(info.value, ProtocolError)  # our mistake, not the peer's
 
 
 def test_handshake_timeout(ids) -> None:

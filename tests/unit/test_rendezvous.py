@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.errors import DecodeError, LimitExceeded, ProtocolError
+from darkswap_wasm.errors import DecodeError, LimitExceeded, MessageTooLarge, ProtocolError
 from darkswap_wasm.identity import Identity
 from darkswap_wasm.identity.envelope import Envelope, EnvelopeError
 from darkswap_wasm.identity.peer_record import (
@@ -29,8 +29,8 @@ from darkswap_wasm.protocols.rendezvous import (
     MessageReader,
     Register,
     RegisterResponse,
-    RendezvousConfig,
     Registry,
+    RendezvousConfig,
     Status,
     Unregister,
     decode_message,
@@ -116,7 +116,7 @@ def test_message_without_type_or_body_is_a_decode_error():
 
 
 def test_oversized_message_is_refused_on_encode():
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(MessageTooLarge):
         encode_message(Register("ns", b"x" * (MAX_MESSAGE + 1)))
 
 
@@ -143,7 +143,8 @@ def test_peer_record_signed_by_another_key_is_refused():
     forged = Envelope.seal(B, PEER_RECORD_DOMAIN, PEER_RECORD_PAYLOAD_TYPE, PeerRecord(A.peer_id, 1).to_payload())
     with pytest.raises(EnvelopeError):
         open_peer_record(forged.encode())
-    wrong_domain = Envelope.seal(A, "libp2p-relay-rsvp", PEER_RECORD_PAYLOAD_TYPE, PeerRecord(A.peer_id, 1).to_payload())
+    payload = PeerRecord(A.peer_id, 1).to_payload()
+    wrong_domain = Envelope.seal(A, "libp2p-relay-rsvp", PEER_RECORD_PAYLOAD_TYPE, payload)
     with pytest.raises(EnvelopeError):
         open_peer_record(wrong_domain.encode())
 

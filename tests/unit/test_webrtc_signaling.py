@@ -14,7 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.errors import ConfigError, DarkSwapError, DecodeError, LimitExceeded, ProtocolError, Timeout
+from darkswap_wasm.errors import (
+    ConfigError,
+    DarkSwapError,
+    DecodeError,
+    LimitExceeded,
+    MessageTooLarge,
+    ProtocolError,
+    Timeout,
+    UsageError,
+)
 from darkswap_wasm.protocols.webrtc_signaling import (
     PROTOCOL_ID,
     AnswerReceived,
@@ -114,10 +123,10 @@ def test_decode_edge_cases():
 
 
 def test_local_message_size_limit():
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(MessageTooLarge):
         encode_signaling_message(MessageType.SDP_OFFER, "x" * (64 * 1024))
     d = SignalingDialer(SignalingConfig(max_message_size=100), now=0.0)
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(MessageTooLarge):
         d.offer("x" * 200)
     assert d.state is SignalingState.NEW  # nothing was sent
 
@@ -282,23 +291,23 @@ def test_dialer_rejects_input_before_its_offer_and_a_second_answer():
 
 def test_local_calls_out_of_order():
     d = SignalingDialer(now=0.0)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         d.add_local_candidate(CANDIDATE)  # before the offer
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         d.connected()
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         d.offer("")
     d.offer(SDP)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         d.offer(SDP)
     lst = SignalingListener(now=0.0)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         lst.answer(SDP)  # before the offer
     lst.receive_data(JS_OFFER)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         lst.add_local_candidate(CANDIDATE)  # before the answer: a js dialer would reject it
     lst.answer(SDP)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UsageError):
         lst.answer(SDP)
     with pytest.raises(DecodeError):
         lst.add_local_candidate("{not json")
