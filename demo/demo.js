@@ -545,6 +545,7 @@
       state.peer = null;
       state.link = "none";
       state.rttMs = null;
+      joinRoom(); // back in the room: should this Connect fail, the room is still there
     }
     skipUntil.delete(p);
     pair(p, null, true);

@@ -20,6 +20,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 import urllib.parse
 import zlib
 from pathlib import Path
@@ -286,6 +287,42 @@ def test_two_tabs_find_each_other_from_the_printed_url(demo, tabs, test_net, tmp
         check_consistent(s)
     screenshot(a, tmp_path / "demo-a-partner-left.png", webrtc=False)
     screenshot(c, tmp_path / "demo-c-paired-by-hand.png")
+
+    # b leaves c for a peer ID that is nobody: the Connect fails, b's Send is disabled and says why;
+    # then all three look in the room at once, and exactly one pair comes out of it
+    from darkswap_wasm import Identity
+
+    nobody = str(Identity.generate().peer_id)
+    b.js("document.getElementById('peer').value = args[0]; document.getElementById('connect').click(); return null;",
+         nobody)  # fmt: skip
+    sb = wait(b, f"s.linkState === 'failed' && s.lastPeer === {nobody!r}")
+    assert sb["state"]["peer"] is None and sb["dom"]["sendDisabled"] and "cannot reach" in sb["dom"]["linkStatus"]
+    check_consistent(sb)
+    three = {"a": a, "b": b, "c": c}
+    ids = {"a": pa, "b": pb, "c": sc["state"]["peerId"]}
+    deadline = time.monotonic() + 100
+    while True:
+        snaps = {k: wait(t, "true") for k, t in three.items()}
+        by_id = {ids[k]: k for k in three}
+        pairs = {
+            frozenset((k, by_id[s["state"]["peer"]]))
+            for k, s in snaps.items()
+            if s["state"]["peer"] in by_id
+            and s["state"]["linkState"] == "connected"
+            and snaps[by_id[s["state"]["peer"]]]["state"]["peer"] == ids[k]
+        }
+        if pairs or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(pairs) == 1, {k: (s["state"]["peer"], s["state"]["linkState"]) for k, s in snaps.items()}
+    (left,) = set(three) - set(next(iter(pairs)))
+    sl = wait(three[left], f"!s.peer && s.lookRounds >= {snaps[left]['state']['lookRounds'] + 3}")
+    assert sl["dom"]["sendDisabled"], sl["dom"]
+    for k in set(three) - {left}:  # the pair is still whole after the odd one out looked a few times
+        s = wait(three[k], "s.peer && s.linkState === 'connected'")
+        assert s["state"]["peer"] in ids.values() and s["state"]["peer"] != ids[left], (k, s["state"])
+        check_consistent(s)
+    report(f"demo: three tabs looking at once: {sorted(next(iter(pairs)))} paired, {left} still looking")
     report(f"demo: {pa[:12]}… and {pb[:12]}… paired from the printed URL alone; screenshots {shots}")
 
 
