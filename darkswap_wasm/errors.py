@@ -36,14 +36,6 @@ class LimitExceeded(ProtocolError):
     CODE = "LIMIT_EXCEEDED"
 
 
-class ResourceLimitExceeded(LimitExceeded):
-    """A local resource budget (memory, streams, inbox) would be exceeded: the request is refused
-    cleanly (stream reset, back-pressure) instead of the node growing. Not the peer's fault as such:
-    an honest peer retries later."""
-
-    CODE = "RESOURCE_LIMIT_EXCEEDED"
-
-
 class HandshakeError(ProtocolError):
     """A security handshake failed (bad signature, wrong peer, bad payload)."""
 
@@ -54,6 +46,14 @@ class NegotiationError(ProtocolError):
     """multistream-select found no protocol both sides support."""
 
     CODE = "PROTOCOL_NEGOTIATION_FAILED"
+
+
+class ResourceLimitExceeded(DarkSwapError):
+    """A local resource budget (memory, streams, inbox) would be exceeded: the request is refused
+    cleanly (stream reset, back-pressure) instead of the node growing. Not a ``ProtocolError``:
+    the peer broke no rule, and an honest one retries later."""
+
+    CODE = "RESOURCE_LIMIT_EXCEEDED"
 
 
 class StreamReset(DarkSwapError):

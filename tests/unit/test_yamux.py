@@ -574,9 +574,9 @@ def test_go_away_with_error_terminates_both():
 def test_stream_cap_inbound_rst_and_outbound_limit():
     c, s = pair(YamuxConfig(max_streams=3), YamuxConfig(max_streams=2))
     ids = [c.open_stream() for _ in range(3)]
-    with pytest.raises(ResourceLimitExceeded) as info:  # a LimitExceeded with its own code
+    with pytest.raises(ResourceLimitExceeded) as info:  # a local budget, not the peer's fault
         c.open_stream()
-    assert isinstance(info.value, LimitExceeded) and info.value.code == "RESOURCE_LIMIT_EXCEEDED"
+    assert not isinstance(info.value, ProtocolError) and info.value.code == "RESOURCE_LIMIT_EXCEEDED"
     pump(c, s)
     assert of_type(s.events_received(), StreamOpened) == [StreamOpened(1), StreamOpened(3)]
     assert c.events_received() == [StreamResetByPeer(ids[2])]
