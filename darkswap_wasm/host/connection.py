@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from ..errors import ConnectionClosed, DarkSwapError, ProtocolError, Timeout
 from ..identity import PeerId
 from ..protocols import yamux
+from ..protocols.upgrade import ConnectionUpgrade, Upgraded
 from ..tasks import spawn
 from ..transports.base import RawConnection
 from .ratelog import RefusalLog
 from .stream import Stream
-from .upgrade import ConnectionUpgrade, Upgraded
 
 if TYPE_CHECKING:
     from ..identity import Identity

@@ -25,9 +25,9 @@ from collections import deque
 
 from ..errors import ConnectionClosed, DarkSwapError, MessageTooLarge, PeerUnreachable, Timeout
 from ..identity import PeerId
+from ..policy.backoff import Backoff
 from ..protocols import darkswap_msg as dm
 from ..tasks import spawn
-from .backoff import Backoff
 from .host import TRANSPORT_PREFERENCE, Host
 from .ratelog import RefusalLog
 from .stream import NO_TIMEOUT, Stream

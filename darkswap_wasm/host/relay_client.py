@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from ..errors import ConfigError, DarkSwapError, DecodeError, PeerUnreachable, ProtocolError
 from ..identity import PeerId
 from ..identity.envelope import open_voucher
+from ..policy.backoff import Backoff
+from ..policy.reservations import Action, ReservationMachine
 from ..protocols.circuit_v2 import (
     HOP_PROTOCOL_ID,
     STOP_PROTOCOL_ID,
@@ -36,10 +38,8 @@ from ..protocols.circuit_v2 import (
 from ..tasks import spawn
 from ..transports.base import ConnectionHandler, Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
-from .backoff import Backoff
 from .host import Host
 from .relay_server import read_message
-from .reservations import Action, ReservationMachine
 from .stream import Stream
 from .stream_conn import StreamConnection
 

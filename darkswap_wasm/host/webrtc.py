@@ -29,12 +29,12 @@ from ..errors import (
     Timeout,
 )
 from ..identity import PeerId
+from ..policy.backoff import Backoff
 from ..protocols import webrtc as framing
 from ..protocols import webrtc_signaling as sig
 from ..tasks import spawn
 from ..transports.webrtc_base import RTCDataChannel, RTCPeerConnection, WebRTCConfig, WebRTCRuntime
 from ..wire.multiaddr import Multiaddr
-from .backoff import Backoff
 from .connection import ConnectionConfig
 from .host import Host
 from .stream import Stream

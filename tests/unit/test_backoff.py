@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from darkswap_wasm.errors import ConfigError
-from darkswap_wasm.host.backoff import Backoff
+from darkswap_wasm.policy.backoff import Backoff
 
 FUZZ = settings(max_examples=200, deadline=None, database=None, derandomize=True)
 

@@ -5,7 +5,14 @@ import random
 from darkswap_wasm.errors import ProtocolError
 from darkswap_wasm.identity import PeerId
 from darkswap_wasm.protocols.kad import (
-    KadMessage, KadMessageReader, KadPeer, MessageType, distance, kad_id, peer_kad_id, relay_key,
+    KadMessage,
+    KadMessageReader,
+    KadPeer,
+    MessageType,
+    distance,
+    kad_id,
+    peer_kad_id,
+    relay_key,
 )
 from darkswap_wasm.protocols.kad_lookup import Lookup
 from darkswap_wasm.protocols.kad_routing import RoutingTable

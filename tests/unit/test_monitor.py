@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from darkswap_wasm.host.monitor import HeartbeatState, MonitorConfig
+from darkswap_wasm.policy.heartbeat import HeartbeatState, MonitorConfig
 
 CFG = MonitorConfig(interval=5.0, min_timeout=0.5, max_timeout=10.0, initial_timeout=3.0, misses_allowed=2)
 

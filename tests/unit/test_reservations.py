@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from darkswap_wasm.errors import ConfigError
-from darkswap_wasm.host.backoff import Backoff
-from darkswap_wasm.host.reservations import Action, ReservationMachine, State
 from darkswap_wasm.identity import PeerId
+from darkswap_wasm.policy.backoff import Backoff
+from darkswap_wasm.policy.reservations import Action, ReservationMachine, State
 from darkswap_wasm.wire.multiaddr import Multiaddr
 
 FUZZ = settings(max_examples=200, deadline=None, database=None, derandomize=True)

@@ -14,9 +14,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from darkswap_wasm.errors import DarkSwapError, HandshakeError, NegotiationError, ProtocolError, Timeout
-from darkswap_wasm.host.upgrade import MUXER_ID, SECURITY_ID, ConnectionUpgrade, Phase, Upgraded
 from darkswap_wasm.identity import Identity, PeerId
 from darkswap_wasm.protocols import multistream, noise, yamux
+from darkswap_wasm.protocols.upgrade import MUXER_ID, SECURITY_ID, ConnectionUpgrade, Phase, Upgraded
 
 pytestmark = pytest.mark.native_crypto
 
@@ -248,7 +248,7 @@ def test_upgrade_timeout() -> None:
 
 
 def test_upgrade_timeout_reports_the_phase_it_was_in() -> None:
-    # BUG (host/upgrade.py handle_timeout): phase is set to FAILED before the message is
+    # BUG (protocols/upgrade.py handle_timeout): phase is set to FAILED before the message is
     # formatted, so it always reads "timed out during failed".
     client = ConnectionUpgrade(IDS.client, is_initiator=True, now=0.0, timeout=1.0)
     with pytest.raises(Timeout, match="negotiate-security"):

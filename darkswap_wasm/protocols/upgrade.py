@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import ProtocolError, Timeout
 from ..identity import Identity, PeerId, PublicKey
-from ..protocols import multistream, noise, yamux
+from . import multistream, noise, yamux
 
 MUXER_ID = "/yamux/1.0.0"
 SECURITY_ID = noise.PROTOCOL_ID

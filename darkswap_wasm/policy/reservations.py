@@ -30,7 +30,7 @@ clock skew between relay and client can make that negative or absurdly large, so
   has had its chance. Past the local expiry :meth:`is_reserved` is False, and the machine
   leaves RESERVED (to BACKOFF) at the next :meth:`handle_timeout`.
 
-Failures back off with jitter (:class:`~darkswap_wasm.host.backoff.Backoff`); a successful
+Failures back off with jitter (:class:`~darkswap_wasm.policy.backoff.Backoff`); a successful
 reservation resets the backoff. A lost connection ends the reservation (spec: it is valid
 only while the connection to the relay lives).
 """
