@@ -76,10 +76,14 @@ class Host:
 
     # -- events ------------------------------------------------------------------------------
     def on(self, event: str, callback: Callable) -> None:
-        """Subscribe to ``peer:connect`` / ``peer:disconnect`` / ``peer:identify``."""
+        """Subscribe to a host event: ``peer:connect`` / ``peer:disconnect`` / ``peer:identify``,
+        ``connection:open`` / ``connection:close``, and those of the services (``relay:*``,
+        ``peer:unreachable``)."""
         self._listeners_cb.setdefault(event, []).append(callback)
 
-    def _emit(self, event: str, *args) -> None:
+    def emit(self, event: str, *args) -> None:
+        """Tell every listener of ``event``; a failing callback is logged, the others still run.
+        Services built on the host (relay client, monitor, rendezvous) emit their events here."""
         for cb in self._listeners_cb.get(event, ()):
             try:
                 cb(*args)
@@ -162,8 +166,8 @@ class Host:
         first = not self._conns.get(peer)
         self._conns.setdefault(peer, []).append(conn)
         if first:
-            self._emit("peer:connect", peer)
-        self._emit("connection:open", conn)
+            self.emit("peer:connect", peer)
+        self.emit("connection:open", conn)
         self._spawn(self._identify_peer(conn))
 
     def _on_conn_closed(self, conn: Connection) -> None:
@@ -173,10 +177,10 @@ class Host:
         conns = self._conns.get(peer)
         if conns and conn in conns:
             conns.remove(conn)
-            self._emit("connection:close", conn)
+            self.emit("connection:close", conn)
             if not conns:
                 del self._conns[peer]
-                self._emit("peer:disconnect", peer)
+                self.emit("peer:disconnect", peer)
 
     def connections(self, peer: PeerId | str | None = None) -> list[Connection]:
         """Live connections, best first: direct (WebRTC, TCP, WS) before relayed."""
@@ -402,7 +406,7 @@ class Host:
         waiter = self._identify_waiters.get(peer)
         if waiter is not None:
             waiter.set()
-        self._emit("peer:identify", peer, info)
+        self.emit("peer:identify", peer, info)
         return info
 
     async def _identify_peer(self, conn: Connection) -> None:

@@ -126,7 +126,7 @@ class Reconnector:
                 if backoff.exhausted:
                     log.warning("giving up on keep-alive peer %s after %d attempts", peer, backoff.attempts)
                     self.gave_up.add(peer)
-                    self.host._emit("peer:unreachable", peer)
+                    self.host.emit("peer:unreachable", peer)
                     return
         finally:
             self._tasks.pop(peer, None)

@@ -242,7 +242,7 @@ class ReservationManager:
         was = entry[1].is_reserved(time.monotonic())
         entry[1].connection_lost(time.monotonic())
         if was:
-            self.host._emit("relay:lost", peer)
+            self.host.emit("relay:lost", peer)
         self._wakeup.set()
 
     async def _run(self, relay: PeerId) -> None:
@@ -259,21 +259,21 @@ class ReservationManager:
                 except DarkSwapError as exc:
                     log.info("relay %s unreachable: %s", relay, exc)
                     machine.failed(time.monotonic(), str(exc))
-                    self.host._emit("relay:error", relay, str(exc))
+                    self.host.emit("relay:error", relay, str(exc))
                 continue
             if action is Action.RESERVE:
                 try:
                     info = await self._reserve(relay)
                     machine.reserved(time.monotonic(), time.time(), info.expires_at_unix, info.addrs)
                     log.info("reserved on relay %s until %d", relay, info.expires_at_unix)
-                    self.host._emit("relay:reserved", relay)
+                    self.host.emit("relay:reserved", relay)
                 except DarkSwapError as exc:
                     log.info("reservation on %s failed: %s", relay, exc)
                     was = machine.is_reserved(time.monotonic())
                     machine.failed(time.monotonic(), str(exc))
                     if was:
-                        self.host._emit("relay:lost", relay)
-                    self.host._emit("relay:error", relay, str(exc))
+                        self.host.emit("relay:lost", relay)
+                    self.host.emit("relay:error", relay, str(exc))
                 continue
             deadline = machine.next_deadline()
             delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
