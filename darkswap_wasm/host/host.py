@@ -146,8 +146,8 @@ class Host:
             is_initiator=is_initiator,
             expected_peer=expected_peer,
             config=self.config.connection,
-            on_stream=self._on_stream,
-            on_closed=self._on_conn_closed,
+            on_stream=self.accept_stream,
+            on_closed=self.connection_closed,
         )
         self._pending.add(conn)
         try:
@@ -170,7 +170,8 @@ class Host:
         self.emit("connection:open", conn)
         self._spawn(self._identify_peer(conn))
 
-    def _on_conn_closed(self, conn: Connection) -> None:
+    def connection_closed(self, conn: Connection) -> None:
+        """A connection registered with :meth:`add_connection` ended (its ``on_closed``)."""
         peer = conn.remote_peer
         if peer is None:
             return
@@ -295,7 +296,9 @@ class Host:
         stream.protocol = machine.protocol
         stream.unread(machine.leftover())
 
-    def _on_stream(self, stream: Stream) -> None:
+    def accept_stream(self, stream: Stream) -> None:
+        """An inbound stream of one of our connections (its ``on_stream``): negotiate its
+        protocol and run the handler, within the host's handler budget."""
         self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: Stream) -> None:

@@ -518,8 +518,8 @@ class WebRTCService:
             settings=self.settings,
             config=self.host.config.connection,
             is_initiator=is_initiator,
-            on_stream=self.host._on_stream,
-            on_closed=self.host._on_conn_closed,
+            on_stream=self.host.accept_stream,
+            on_closed=self.host.connection_closed,
         )
 
     async def _dial_once(self, via, peer: PeerId) -> WebRTCConnection:

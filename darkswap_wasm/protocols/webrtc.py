@@ -143,8 +143,11 @@ def decode_message(body: bytes) -> ChannelMessage:
     """Decode a protobuf body (no length prefix). Raises ``DecodeError`` on malformed input."""
     msg = protobuf.decode(MESSAGE_SCHEMA, bytes(body))
     flag = msg.get("flag")
-    if flag is not None and flag in Flag._value2member_map_:
-        flag = Flag(flag)
+    if flag is not None:
+        try:
+            flag = Flag(flag)
+        except ValueError:
+            pass  # a flag this version does not know: kept as the number
     return ChannelMessage(flag, msg.get("message"))
 
 
