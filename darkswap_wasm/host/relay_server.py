@@ -54,6 +54,12 @@ async def read_message(stream: Stream, kind, timeout: float):
             return message
 
 
+def _source_of(stream: Stream) -> str | None:
+    """The remote IP a request came from (the unit of the per-source caps)."""
+    addr = stream.conn.remote_addr
+    return addr.value_for("ip4") or addr.value_for("ip6")
+
+
 class RelayService:
     def __init__(self, host: Host, config: RelayConfig | None = None, *, request_timeout: float = 10.0) -> None:
         self.host = host
@@ -116,7 +122,7 @@ class RelayService:
 
     async def _reserve(self, stream: Stream) -> None:
         peer = stream.remote_peer
-        source = stream.conn.remote_addr.value_for("ip4") or stream.conn.remote_addr.value_for("ip6")
+        source = _source_of(stream)
         status, expire = self.resources.reserve(peer, time.monotonic(), time.time(), source=source)
         if status is not Status.OK:
             log.info("reservation for %s refused: %s", peer, status.name)
@@ -143,7 +149,7 @@ class RelayService:
             await self._reply(src_stream, Status.NO_RESERVATION)
             await src_stream.close()
             return
-        status, circuit = self.resources.open_circuit(src, dst, now)
+        status, circuit = self.resources.open_circuit(src, dst, now, source=_source_of(src_stream))
         if status is not Status.OK:
             await self._reply(src_stream, status)
             await src_stream.close()

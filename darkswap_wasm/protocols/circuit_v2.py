@@ -395,7 +395,14 @@ class RelayConfig:
     """Relay server limits (defaults as rust-libp2p's ``relay::Config``; go's are alike).
 
     ``max_reservations_per_peer`` caps reservations per *source* (e.g. remote IP) — each peer
-    ID holds at most one reservation, refreshed in place. ``circuit_duration`` (s) and
+    ID holds at most one reservation, refreshed in place.
+
+    Circuits are counted by who opens them, so strangers cannot use up a destination: at most
+    ``max_circuits_per_peer`` from one source peer ID and ``max_circuits_per_ip`` from one source
+    address (throwaway peer IDs share their IP's), at most ``max_circuits_to_peer`` to one
+    destination of which one source address may hold ``max_circuits_to_peer_per_ip`` (a stranger
+    takes a share of a peer's circuits, never all of them), ``max_circuits`` in all.
+    ``circuit_duration`` (s) and
     ``circuit_data`` (bytes per direction) are the per-circuit limits; 0 means unlimited.
     ``max_reservation_rate_per_peer``: if set, at most that many RESERVE requests (new or
     refresh) per peer ID — and per source when given — in any ``reservation_rate_interval``
@@ -404,8 +411,11 @@ class RelayConfig:
 
     max_reservations: int = 128
     max_reservations_per_peer: int = 4
-    max_circuits: int = 16
-    max_circuits_per_peer: int = 4
+    max_circuits: int = 256
+    max_circuits_per_peer: int = 4  # opened by one source peer ID
+    max_circuits_per_ip: int = 16  # opened from one source address
+    max_circuits_to_peer: int = 16  # to one destination (go-libp2p's per-peer relayed connections)
+    max_circuits_to_peer_per_ip: int = 4  # to one destination from one source address
     reservation_ttl: float = 3600.0
     circuit_duration: float = 120.0
     circuit_data: int = 128 * 1024
@@ -413,7 +423,15 @@ class RelayConfig:
     reservation_rate_interval: float = 60.0
 
     def __post_init__(self) -> None:
-        counts = ("max_reservations", "max_reservations_per_peer", "max_circuits", "max_circuits_per_peer")
+        counts = (
+            "max_reservations",
+            "max_reservations_per_peer",
+            "max_circuits",
+            "max_circuits_per_peer",
+            "max_circuits_per_ip",
+            "max_circuits_to_peer",
+            "max_circuits_to_peer_per_ip",
+        )
         for name in counts:
             if getattr(self, name) < 0:
                 raise ConfigError(f"RelayConfig.{name} must be >= 0")
@@ -458,8 +476,9 @@ class RelayResources:
         self.config = config or RelayConfig()
         self._rsvps: dict[PeerId, _Rsvp] = {}
         self._per_source: dict[str, int] = {}
-        self._circuits: dict[int, tuple[PeerId, PeerId]] = {}
-        self._per_peer_circuits: dict[PeerId, int] = {}
+        self._circuits: dict[int, tuple[tuple, ...]] = {}  # circuit id -> the counters it holds
+        # ("src", peer) / ("ip", addr) / ("dst", peer) / ("dst-ip", peer, addr) -> open circuits
+        self._circuit_counts: dict[tuple, int] = {}
         self._next_circuit = 1
         self._buckets: dict[object, _Bucket] = {}
 
@@ -570,35 +589,46 @@ class RelayResources:
         return True
 
     # -- circuits --------------------------------------------------------------------------
-    def open_circuit(self, src: PeerId, dst: PeerId, now: float) -> tuple[Status, int | None]:
-        """Admit a circuit ``src`` → ``dst``: ``(Status.OK, circuit_id)``, or NO_RESERVATION
-        when ``dst`` has none, or RESOURCE_LIMIT_EXCEEDED over the global or either peer's cap."""
+    def open_circuit(
+        self, src: PeerId, dst: PeerId, now: float, source: str | None = None
+    ) -> tuple[Status, int | None]:
+        """Admit a circuit ``src`` → ``dst`` opened from ``source`` (e.g. the source IP):
+        ``(Status.OK, circuit_id)``, or NO_RESERVATION when ``dst`` has none, or
+        RESOURCE_LIMIT_EXCEEDED over one of the caps (see :class:`RelayConfig`)."""
         cfg = self.config
         if not self.has_reservation(dst, now):
             return Status.NO_RESERVATION, None
         if len(self._circuits) >= cfg.max_circuits:
             return Status.RESOURCE_LIMIT_EXCEEDED, None
-        for p in {src, dst}:
-            if self._per_peer_circuits.get(p, 0) >= cfg.max_circuits_per_peer:
+        caps: list[tuple[tuple, int]] = [
+            (("src", src), cfg.max_circuits_per_peer),
+            (("dst", dst), cfg.max_circuits_to_peer),
+        ]
+        if source is not None:
+            caps.append((("ip", source), cfg.max_circuits_per_ip))
+            caps.append((("dst-ip", dst, source), cfg.max_circuits_to_peer_per_ip))
+        for key, cap in caps:
+            if self._circuit_counts.get(key, 0) >= cap:
                 return Status.RESOURCE_LIMIT_EXCEEDED, None
         cid = self._next_circuit
         self._next_circuit += 1
-        self._circuits[cid] = (src, dst)
-        for p in {src, dst}:
-            self._per_peer_circuits[p] = self._per_peer_circuits.get(p, 0) + 1
+        keys = tuple(key for key, _cap in caps)
+        self._circuits[cid] = keys
+        for key in keys:
+            self._circuit_counts[key] = self._circuit_counts.get(key, 0) + 1
         return Status.OK, cid
 
     def close_circuit(self, circuit_id: int) -> bool:
         """Release a circuit (idempotent). True if it was open."""
-        pair = self._circuits.pop(circuit_id, None)
-        if pair is None:
+        keys = self._circuits.pop(circuit_id, None)
+        if keys is None:
             return False
-        for p in set(pair):
-            left = self._per_peer_circuits.get(p, 0) - 1
+        for key in keys:
+            left = self._circuit_counts.get(key, 0) - 1
             if left > 0:
-                self._per_peer_circuits[p] = left
+                self._circuit_counts[key] = left
             else:
-                self._per_peer_circuits.pop(p, None)
+                self._circuit_counts.pop(key, None)
         return True
 
     def limit(self) -> Limit:
@@ -618,7 +648,16 @@ class RelayResources:
         return len(self._circuits)
 
     def circuits_of(self, peer: PeerId) -> int:
-        return self._per_peer_circuits.get(peer, 0)
+        """Circuits ``peer`` opened."""
+        return self._circuit_counts.get(("src", peer), 0)
+
+    def circuits_to(self, peer: PeerId) -> int:
+        """Circuits to ``peer``."""
+        return self._circuit_counts.get(("dst", peer), 0)
+
+    def circuits_from(self, source: str) -> int:
+        """Circuits opened from ``source`` (an address)."""
+        return self._circuit_counts.get(("ip", source), 0)
 
     def reservations_from(self, source: str) -> int:
         return self._per_source.get(source, 0)

@@ -39,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reservations-per-peer", type=int, default=DEFAULTS.max_reservations_per_peer,
                    help="reservations per source IP")
     p.add_argument("--max-circuits", type=int, default=DEFAULTS.max_circuits)
-    p.add_argument("--max-circuits-per-peer", type=int, default=DEFAULTS.max_circuits_per_peer)
+    p.add_argument("--max-circuits-per-peer", type=int, default=DEFAULTS.max_circuits_per_peer,
+                   help="circuits opened by one peer ID")
+    p.add_argument("--max-circuits-per-ip", type=int, default=DEFAULTS.max_circuits_per_ip,
+                   help="circuits opened from one source IP")
+    p.add_argument("--max-circuits-to-peer", type=int, default=DEFAULTS.max_circuits_to_peer,
+                   help="circuits to one destination")
+    p.add_argument("--max-circuits-to-peer-per-ip", type=int, default=DEFAULTS.max_circuits_to_peer_per_ip,
+                   help="circuits to one destination from one source IP (a stranger's share)")
     p.add_argument("--reservation-ttl", type=float, default=DEFAULTS.reservation_ttl, metavar="SECONDS")
     p.add_argument("--circuit-duration", type=float, default=DEFAULTS.circuit_duration, metavar="SECONDS",
                    help="0 = unlimited")
@@ -65,6 +72,9 @@ async def run(args: argparse.Namespace) -> int:
         max_reservations_per_peer=args.max_reservations_per_peer,
         max_circuits=args.max_circuits,
         max_circuits_per_peer=args.max_circuits_per_peer,
+        max_circuits_per_ip=args.max_circuits_per_ip,
+        max_circuits_to_peer=args.max_circuits_to_peer,
+        max_circuits_to_peer_per_ip=args.max_circuits_to_peer_per_ip,
         reservation_ttl=args.reservation_ttl,
         circuit_duration=args.circuit_duration,
         circuit_data=args.circuit_data,

@@ -505,9 +505,8 @@ def test_circuits() -> None:
     st2, c2 = res.open_circuit(P[0], P[2], T0)
     assert st1 is st2 is Status.OK and c1 != c2
     assert res.open_circuit(P[0], P[3], T0)[0] is Status.RESOURCE_LIMIT_EXCEEDED  # src at its cap
-    assert res.open_circuit(P[5], P[1], T0)[0] is Status.OK
-    assert res.open_circuit(P[6], P[1], T0)[0] is Status.RESOURCE_LIMIT_EXCEEDED  # dst at its cap
-    assert res.circuits_of(P[0]) == 2 and res.circuits_of(P[1]) == 2
+    assert res.open_circuit(P[5], P[1], T0)[0] is Status.OK  # circuits to a peer count for its openers
+    assert res.circuits_of(P[0]) == 2 and res.circuits_to(P[1]) == 2 and res.circuits_of(P[1]) == 0
     assert res.close_circuit(c1) and not res.close_circuit(c1)
     assert res.circuits_of(P[0]) == 1 and res.circuit_count == 2
     res.open_circuit(P[7], P[3], T0)
@@ -516,6 +515,32 @@ def test_circuits() -> None:
     res.open_circuit(P[9], P[4], T0)
     assert res.open_circuit(P[10], P[4], T0)[0] is Status.RESOURCE_LIMIT_EXCEEDED  # global cap
     assert res.open_circuit(P[0], P[1], T0 + 10_000)[0] is Status.NO_RESERVATION  # expired
+
+
+def test_strangers_cannot_use_up_a_destination() -> None:
+    """Issue 12, attack 6: throwaway peer IDs each holding one circuit to a victim made it
+    unreachable (the per-peer cap counted circuits *to* it). Now one source address takes at most
+    its share of a destination, and of the relay."""
+    cfg = RelayConfig(max_circuits_to_peer=6, max_circuits_to_peer_per_ip=2, max_circuits_per_ip=5)
+    res = RelayResources(cfg)
+    victim, other = P[0], P[1]
+    res.reserve(victim, T0, U0)
+    res.reserve(other, T0, U0)
+    throwaway = iter(P[10:60])
+    opened = [res.open_circuit(next(throwaway), victim, T0, source="6.6.6.6")[0] for _ in range(10)]
+    assert opened == [Status.OK] * 2 + [Status.RESOURCE_LIMIT_EXCEEDED] * 8  # one IP: its share only
+    for i in range(3):  # honest peers on other addresses still get through
+        assert res.open_circuit(P[2 + i], victim, T0, source=f"10.0.0.{i}")[0] is Status.OK
+    assert res.circuits_to(victim) == 5
+    # the attacker's address is capped across destinations too
+    assert [res.open_circuit(next(throwaway), other, T0, source="6.6.6.6")[0] for _ in range(4)] == (
+        [Status.OK] * 2 + [Status.RESOURCE_LIMIT_EXCEEDED] * 2
+    )
+    assert res.circuits_from("6.6.6.6") == 4
+    # a destination's own cap holds whoever asks
+    assert res.open_circuit(P[6], victim, T0, source="10.0.1.1")[0] is Status.OK
+    assert res.open_circuit(P[7], victim, T0, source="10.0.1.2")[0] is Status.RESOURCE_LIMIT_EXCEEDED
+
 
 
 def test_limit_announcement() -> None:
