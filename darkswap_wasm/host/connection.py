@@ -160,6 +160,7 @@ class Connection:
             elif isinstance(ev, Upgraded):
                 self.remote_peer = ev.remote_peer
                 self.remote_public_key = ev.remote_public_key
+                self.raw.authenticated()
                 if not self._ready.done():
                     self._ready.set_result(None)
             elif isinstance(ev, yamux.ConnectionTerminated):

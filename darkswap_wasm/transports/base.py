@@ -39,6 +39,10 @@ class RawConnection(abc.ABC):
     @abc.abstractmethod
     def closed(self) -> bool: ...
 
+    def authenticated(self) -> None:  # noqa: B027 - a hook; most transports hold nothing back
+        """The connection upgrade finished: the remote is an authenticated peer now. A transport
+        that gives a stranger less (the WebSocket's message size) gives the peer the rest here."""
+
 
 ConnectionHandler = Callable[[RawConnection], Awaitable[None]]
 

@@ -2,6 +2,11 @@
 
 libp2p over WebSocket carries the raw connection bytes in binary frames (``/ws``; ``/wss`` needs
 TLS certificates, configured by the caller). Text frames are a protocol error.
+
+Memory a remote can make us hold: at most ``MAX_QUEUE`` received messages per connection, each
+at most :data:`PRE_AUTH_FRAME` bytes until the connection upgrade authenticated the peer
+(multistream and Noise handshake messages are far smaller; a stranger's big frame closes the
+connection with 1009 "message too big") and :data:`MAX_FRAME` after it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from .base import (
 from .tcp import bound_addrs
 
 log = logging.getLogger(__name__)
-MAX_FRAME = 16 * 1024 * 1024  # largest binary message we accept
+MAX_FRAME = 4 * 1024 * 1024  # largest binary message we accept from an authenticated peer
+PRE_AUTH_FRAME = 128 * 1024  # ... and from anyone before that (a Noise message is at most 64 KiB)
+MAX_QUEUE = 4  # received messages buffered per connection before we stop reading the socket
 SEND_FRAME = 1024 * 1024  # we send at most this much per message
 WRITE_HIGH_WATER = 1024 * 1024
 
@@ -61,6 +68,9 @@ class WsConnection(RawConnection):
 
     async def drain(self) -> None:
         await self._sender.drain()
+
+    def authenticated(self) -> None:
+        self._ws.protocol.max_message_size = MAX_FRAME  # read by websockets per incoming frame
 
     async def close(self) -> None:
         await self._sender.close()
@@ -94,7 +104,8 @@ class WebSocketTransport(Transport):
         try:
             ws = await ws_connect(
                 f"ws://{netloc}:{port}/",
-                max_size=MAX_FRAME,
+                max_size=PRE_AUTH_FRAME,
+                max_queue=MAX_QUEUE,
                 compression=None,
                 open_timeout=10,
                 ping_interval=None,
@@ -123,5 +134,7 @@ class WebSocketTransport(Transport):
             # websockets closes the socket when this handler returns: live until closed
             await conn.done
 
-        server = await serve(on_ws, host, port, max_size=MAX_FRAME, compression=None, ping_interval=None)
+        server = await serve(
+            on_ws, host, port, max_size=PRE_AUTH_FRAME, max_queue=MAX_QUEUE, compression=None, ping_interval=None
+        )
         return ServerListener(server, [a.encapsulate("/ws") for a in bound_addrs(server)])
