@@ -204,7 +204,7 @@ def test_a_signal_while_the_console_script_is_still_starting_is_a_clean_stop(scr
     exe = Path(sys.executable).parent / script
     assert exe.is_file(), f"{exe} is missing: the project is installed with pip install -e . (./build.sh test does)"
     stopped_by_us = 0
-    for delay in (0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+    for delay in (0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4, 0.6, 0.9, 1.3):
         proc = subprocess.Popen(
             [str(exe), "--listen", "/ip4/127.0.0.1/tcp/0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=_env(),
@@ -222,4 +222,4 @@ def test_a_signal_while_the_console_script_is_still_starting_is_a_clean_stop(scr
         assert "Traceback" not in err, (delay, err)
         assert proc.returncode in (0, -signal.SIGINT), (delay, proc.returncode, err)
         stopped_by_us += proc.returncode == 0
-    assert stopped_by_us >= 3, "no signal reached the CLI's own start-up (all were before or after it)"
+    assert stopped_by_us >= 3, f"only {stopped_by_us} of the signals came after Python's own start-up"
