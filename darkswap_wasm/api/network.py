@@ -39,7 +39,7 @@ class NetworkConfig:
     webrtc_runtime: WebRTCRuntime | None = None  # default: aiortc natively; js_glue in a page
     monitor: MonitorConfig | None = field(default_factory=MonitorConfig)  # None: no heartbeats
     keep_alive: list[str] = field(default_factory=list)  # full multiaddrs of peers to keep connected
-    messaging: MessagingConfig = field(default_factory=MessagingConfig)
+    messaging: MessagingConfig | None = field(default_factory=MessagingConfig)  # None: no DarkSwap messaging
 
     def __post_init__(self) -> None:
         for a in [*self.listen_addrs, *self.relays]:
@@ -78,7 +78,7 @@ class Network:
         mon = config.monitor or MonitorConfig()
         self._monitor = ConnectionMonitor(host, mon) if config.monitor is not None else None
         self._reconnector = Reconnector(host, mon)
-        self._messaging = MessagingService(host, config.messaging)
+        self._messaging = MessagingService(host, config.messaging) if config.messaging is not None else None
         self._rendezvous = RendezvousClient(host, lambda: [r.relay for r in self.reservations()])
         for addr in config.keep_alive:
             self.keep_alive(addr)
@@ -200,19 +200,24 @@ class Network:
         self._host.on(event, callback)
 
     # -- DarkSwap messaging ---------------------------------------------------------------------
+    def _messaging_service(self) -> MessagingService:
+        if self._messaging is None:
+            raise ConfigError("DarkSwap messaging is off in this NetworkConfig (messaging=None)")
+        return self._messaging
+
     async def send_message(self, peer: PeerId | str, data: bytes, timeout: float | None = None) -> int:
         """Queue ``data`` for ``peer`` on its messaging session (batched, compressed, resent after
         reconnects: delivered exactly once, in order). Returns once queued; waits while the
         bounded send buffer is full. Returns the message's sequence number."""
-        return await self._messaging.send(peer, data, timeout)
+        return await self._messaging_service().send(peer, data, timeout)
 
     async def receive_message(self, peer: PeerId | str, timeout: float | None = None) -> bytes:
         """The next message from ``peer``, in order."""
-        return await self._messaging.receive(peer, timeout)
+        return await self._messaging_service().receive(peer, timeout)
 
     async def wait_delivered(self, peer: PeerId | str, seq: int, timeout: float = 30.0) -> None:
         """Wait until ``peer`` acknowledged every message up to ``seq``."""
-        await self._messaging.wait_acked(peer, seq, timeout)
+        await self._messaging_service().wait_acked(peer, seq, timeout)
 
     async def send_webrtc_message(self, peer: PeerId | str, data: bytes, timeout: float | None = None) -> int:
         """:meth:`send_message`, and make the path direct: an upgrade to WebRTC starts in the
@@ -257,7 +262,8 @@ class Network:
 
     async def close(self) -> None:
         await self._rendezvous.close()
-        await self._messaging.close()
+        if self._messaging is not None:
+            await self._messaging.close()
         await self._reconnector.close()
         if self._monitor is not None:
             await self._monitor.close()

@@ -81,7 +81,15 @@ async def run(args: argparse.Namespace) -> int:
     )
     listen = args.listen or ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
     net = await Network.create(
-        NetworkConfig(identity=identity, listen_addrs=listen, host=HostConfig(max_connections=args.max_connections))
+        NetworkConfig(
+            identity=identity,
+            listen_addrs=listen,
+            host=HostConfig(max_connections=args.max_connections),
+            # a relay carries circuits: it neither trades (no /darkswap/msg inbox for strangers
+            # to fill) nor takes WebRTC offers (each would build a peer connection)
+            messaging=None,
+            webrtc=None,
+        )
     )
     service = RelayService(net.host, config)
     service.start()

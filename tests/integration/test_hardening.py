@@ -14,12 +14,13 @@ import asyncio
 import pytest
 
 from darkswap_wasm import Network, NetworkConfig
-from darkswap_wasm.errors import DarkSwapError, Timeout
+from darkswap_wasm.errors import DarkSwapError, NegotiationError, Timeout
 from darkswap_wasm.host.connection import ConnectionConfig
 from darkswap_wasm.host.host import HostConfig
 from darkswap_wasm.host.relay_server import read_message
 from darkswap_wasm.protocols import darkswap_msg as dm
 from darkswap_wasm.protocols import identify
+from darkswap_wasm.protocols import webrtc_signaling as sig
 from darkswap_wasm.protocols.circuit_v2 import HOP_PROTOCOL_ID, HopMessage, HopType, Status
 from darkswap_wasm.protocols.yamux import YamuxConfig
 from darkswap_wasm.wire import varint
@@ -84,7 +85,7 @@ async def reserve_on(net: Network, conn) -> Status:
 
 
 def acks_in(decoder: FrameDecoder, data: bytes) -> int:
-    """Messages acknowledged by the relay's ACK frames (the relay sends us nothing else)."""
+    """Messages acknowledged by the target's ACK frames (it sends us nothing else)."""
     total = 0
     for frame in decoder.feed(data):
         if frame[0] == dm.TYPE_ACK << 4:
@@ -94,13 +95,13 @@ def acks_in(decoder: FrameDecoder, data: bytes) -> int:
     return total
 
 
-async def bomb(relay_addr: str, count: int = 1700) -> tuple[Network, int, int, object]:
+async def bomb(target_addr: str, count: int = 1700) -> tuple[Network, int, int, object]:
     """One throwaway peer ID: handshake with our MessageSession, then ``count`` zstd DATA frames of
     ~150 bytes, each a 4 MiB message, in one write. Returns (network, bomb bytes, messages the
-    relay acknowledged, the stream)."""
+    target acknowledged, the stream)."""
     net = await attacker_network()
-    relay = await net.connect(relay_addr)
-    stream = await net.new_stream(relay, [dm.PROTOCOL_ID])
+    target = await net.connect(target_addr)
+    stream = await net.new_stream(target, [dm.PROTOCOL_ID])
     session = dm.MessageSession(dm.MessagingConfig(send_buffer_bytes=16 * MIB), now=0)
     session.attach(0)
     await stream.write(session.data_to_send())
@@ -117,7 +118,7 @@ async def bomb(relay_addr: str, count: int = 1700) -> tuple[Network, int, int, o
     payload = frames[0] + frames[1] * (count - 1)
     assert len(payload) < 250 * KIB  # fits the stream's initial window: one write, one read
     await stream.write(payload, timeout=10)
-    # what the relay acknowledges (it acks every message it decoded into its inbox)
+    # what the target acknowledges (it acks every message it decoded into its inbox)
     decoder = FrameDecoder(1 << 20)
     acked = 0
     while True:
@@ -131,34 +132,56 @@ async def bomb(relay_addr: str, count: int = 1700) -> tuple[Network, int, int, o
     return net, len(payload), acked, stream
 
 
-@async_test(timeout=240)
-async def test_30_kb_zstd_bomb_is_refused_at_the_inbox_budget():
+@async_test(timeout=60)
+async def test_the_relay_runs_no_messaging_and_no_webrtc_signaling():
+    """Issue 12, attack 5: the relay acknowledged DarkSwap messages nobody would read (8 peer IDs
+    left 132 MiB held for good) and built a peer connection for every signaling stream. It serves
+    neither now: the bomb below does not get past protocol negotiation."""
     relay = await start_relay()
-    attackers = []
+    net = await attacker_network()
     try:
-        await honest_peers_work(relay.addr())  # warm up, then the baseline
-        base = memory_kib(relay.proc.pid)
+        peer = await net.connect(relay.addr())
+        for protocol in (dm.PROTOCOL_ID, sig.PROTOCOL_ID):
+            with pytest.raises(NegotiationError):
+                await net.new_stream(peer, [protocol])
+        await honest_peers_work(relay.addr())
+    finally:
+        await net.close()
+        assert await relay.stop() == 0
+
+
+@async_test(timeout=240)
+async def test_30_kb_zstd_bomb_is_refused_at_the_inbox_budget_of_a_node_that_never_reads():
+    node = await NodeProcess.start("--listen", "/ip4/127.0.0.1/tcp/0")  # no --echo: it reads nothing
+    attackers = []
+    honest = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+    try:
+        node_peer = await honest.connect(node.addrs[0])
+        await honest.wait_delivered(node_peer, await honest.send_message(node_peer, b"warm-up"), timeout=10)
+        base = memory_kib(node.proc.pid)
         per_peer = dm.MessagingConfig().inbox_bytes_per_peer
         for _ in range(2):  # the issue's second throwaway peer ID doubled it
-            net, size, acked, stream = await bomb(relay.addr())
+            net, size, acked, stream = await bomb(node.addrs[0])
             attackers.append(net)
-            print(f"bomb of {size} bytes: the relay acknowledged {acked} messages")
+            print(f"bomb of {size} bytes: the node acknowledged {acked} messages")
             # refused at the budget: only what fits the inbox was decoded and acknowledged ...
             assert 1 <= acked <= per_peer // (4 * MIB) + 2, acked
             # ... and the rest is not read: more of it gets no window, the sender waits
             with pytest.raises(Timeout):
                 await stream.write(bytes(1 * MIB), timeout=3)
-            await honest_peers_work(relay.addr())  # during the attack
-        now = memory_kib(relay.proc.pid)
+            # an honest peer's messages are still taken (its own budget; the total has room)
+            seq = await honest.send_message(node_peer, b"order")
+            await honest.wait_delivered(node_peer, seq, timeout=10)
+        now = memory_kib(node.proc.pid)
         grown = (now["VmHWM"] - base["VmHWM"]) / 1024
-        print(f"relay memory: baseline {base}, now {now}, peak grew {grown:.1f} MiB")
-        # main: 67 -> 873 MiB after one bomb, 1,674 MiB after two
-        assert grown <= 64, f"relay peak RSS grew by {grown:.0f} MiB (baseline {base}, now {now})"
-        assert relay.proc.returncode is None
+        print(f"node memory: baseline {base}, now {now}, peak grew {grown:.1f} MiB")
+        # main: a relay went 67 -> 873 MiB after one bomb, 1,674 MiB after two
+        assert grown <= 64, f"node peak RSS grew by {grown:.0f} MiB (baseline {base}, now {now})"
+        assert node.proc.returncode is None
     finally:
-        for net in attackers:
+        for net in [*attackers, honest]:
             await net.close()
-        assert await relay.stop() == 0
+        assert await node.stop() == 0
 
 
 @async_test(timeout=240)
