@@ -52,7 +52,9 @@ class _Peer:
         self.inbox_space = asyncio.Event()
         self.inbox_space.set()
         self.space = asyncio.Event()
-        self.acked_seq = 0
+        self.acked_seq = 0  # API seqs: ``seq_base`` + the current session's own
+        self.seq_base = 0  # the last seq a replaced (failed) session handed out
+        self.undelivered: deque[tuple[int, int, DarkSwapError]] = deque(maxlen=16)  # (first, last, why)
         self.acked = asyncio.Event()
         self.failed: DarkSwapError | None = None
         self.flush_scheduled = False
@@ -88,7 +90,7 @@ class _Peer:
                 self.service.inbox_total += len(ev.data)
                 self.readable.set()
             elif isinstance(ev, dm.Acked):
-                self.acked_seq = ev.up_to_seq
+                self.acked_seq = self.seq_base + ev.up_to_seq
                 self.acked.set()
             elif isinstance(ev, dm.BufferSpace):
                 self.space.set()
@@ -104,6 +106,51 @@ class _Peer:
                 self.space.set()
                 self.readable.set()
         self.wakeup.set()
+
+    def renew(self) -> None:
+        """The session failed (gave up after ``give_up_after`` without a path, or the peer broke
+        the protocol, or ended it): start a new one for what comes next. Its new session id tells
+        the peer to start afresh too (as after a restart). What the old one did not deliver stays
+        failed, and says so: :meth:`MessagingService.wait_acked` raises for those seqs, and a
+        warning names them; new messages get the seqs after them."""
+        old, why = self.session, self.failed
+        assert why is not None
+        first, last = self.seq_base + old.acked_seq + 1, self.seq_base + old.next_seq - 1
+        if last >= first:
+            self.undelivered.append((first, last, why))
+            log.warning("messaging with %s: messages %d..%d were not delivered (%s)", self.peer, first, last, why)
+        self.seq_base = last  # acked_seq stays: every seq up to it was acknowledged
+        if self.reader is not None:
+            self.reader.cancel()
+            self.reader = None
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            task = spawn(stream.reset(), "resetting a failed messaging stream")
+            self.service._tasks.add(task)
+            task.add_done_callback(self.service._tasks.discard)
+        self.session = dm.MessageSession(self.service.config, now=time.monotonic())
+        self.failed = None
+        self.ever_attached = False  # first contact again: a send dials, and fails fast if it cannot
+        if self.timer is None or self.timer.done():
+            self.timer = spawn(self._timer_loop(), f"messaging timer for {self.peer}")
+
+    def not_delivered(self, seq: int) -> DarkSwapError | None:
+        """Why message ``seq`` will never be acknowledged (a replaced session lost it), or None."""
+        for first, last, why in self.undelivered:
+            if first <= seq <= last:
+                return PeerUnreachable(f"message {seq} was not delivered: {why}")
+        return None
+
+    async def offer(self, stream: Stream) -> None:
+        """A stream we opened for this session: used if there is none, or if it wins the rule
+        both ends apply to two live streams (:meth:`MessagingService._better`); else reset.
+        (Keeping "whichever came first" here let the two ends keep different streams when both
+        re-attached at once, and reset each other's forever.)"""
+        current = self.stream
+        if current is None or current.is_reset or self.service._better(stream, current):
+            self.attach(stream)
+        else:
+            await stream.reset()
 
     def attach(self, stream: Stream) -> None:
         old = self.stream
@@ -139,10 +186,7 @@ class _Peer:
             while self.stream is None and self.failed is None and not self.service.closed:
                 try:
                     stream = await self.service.host.new_stream(self.peer, [PROTOCOL_ID])
-                    if self.stream is None:
-                        self.attach(stream)
-                    else:
-                        await stream.reset()
+                    await self.offer(stream)
                     return
                 except DarkSwapError as exc:
                     log.debug("messaging: cannot reach %s yet: %s", self.peer, exc)
@@ -310,6 +354,8 @@ class MessagingService:
 
     async def _handle(self, stream: Stream) -> None:
         p = self._peer(stream.remote_peer)
+        if p.failed is not None and not self.closed:
+            p.renew()  # the peer came back after ours gave up: a new session
         current = p.stream
         if current is not None and not current.is_reset:
             # two live streams: both ends keep the one opened by the smaller peer id
@@ -365,8 +411,8 @@ class MessagingService:
             p.waiting -= 1
 
     async def _send(self, p: _Peer, peer: PeerId, data: bytes, timeout: float | None) -> int:
-        if p.failed is not None:
-            raise p.failed
+        if p.failed is not None and not self.closed:
+            p.renew()  # a call after the session failed: a new one (what the old one lost stays reported)
         self._check_path_limit(peer, len(data))
         if p.stream is None and p.redial is None and not p.ever_attached:
             # first contact: a peer we cannot reach is a clear error, nothing is queued. Later a
@@ -374,10 +420,7 @@ class MessagingService:
             # queued and the session re-attaches in the background until ``give_up_after``.
             try:
                 stream = await self.host.new_stream(peer, [PROTOCOL_ID])
-                if p.stream is None:
-                    p.attach(stream)
-                else:
-                    await stream.reset()
+                await p.offer(stream)
             except DarkSwapError as exc:
                 raise PeerUnreachable(f"cannot reach {peer} to send a message: {exc}") from exc
         if timeout is None:
@@ -402,7 +445,7 @@ class MessagingService:
         p.dispatch()
         p.schedule_flush()
         p.ensure_attached()
-        return seq
+        return p.seq_base + seq
 
     def _check_path_limit(self, peer: PeerId, size: int) -> None:
         """A message that cannot fit through the only path to the peer (a relay circuit's data
@@ -426,9 +469,11 @@ class MessagingService:
         try:
             if not p.inbox and p in self._blocked:
                 self._wake_blocked()  # it may have room now that we wait on it
+            if p.failed is not None and not p.inbox and not self.closed:
+                p.renew()  # a call after the session failed: a new one (the peer may be back)
             while not p.inbox:
                 if p.failed is not None:
-                    raise p.failed
+                    raise p.failed  # it failed while we waited: say why
                 p.readable.clear()
                 try:
                     await asyncio.wait_for(p.readable.wait(), timeout)
@@ -442,10 +487,15 @@ class MessagingService:
         return data
 
     async def wait_acked(self, peer: PeerId | str, seq: int, timeout: float = 30.0) -> None:
-        """Wait until the peer acknowledged every message up to ``seq``."""
+        """Wait until the peer acknowledged every message up to ``seq``. ``PeerUnreachable`` for
+        a message that will never be: its session gave up (and a new one took over since)."""
         p = self._peer(PeerId.coerce(peer))
         deadline = time.monotonic() + timeout
-        while p.acked_seq < seq:
+        while (lost := p.not_delivered(seq)) is not None or p.acked_seq < seq:
+            if lost is not None:
+                raise lost
+            if isinstance(p.failed, PeerUnreachable):
+                raise PeerUnreachable(f"message {seq} was not delivered: {p.failed}") from p.failed
             if p.failed is not None:
                 raise p.failed
             p.acked.clear()

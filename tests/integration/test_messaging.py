@@ -9,7 +9,8 @@ import random
 import pytest
 
 from darkswap_wasm import Network, NetworkConfig
-from darkswap_wasm.errors import MessageTooLarge
+from darkswap_wasm.errors import MessageTooLarge, PeerUnreachable
+from darkswap_wasm.protocols.darkswap_msg import MessagingConfig
 
 from .helpers import async_test, reserved
 from .procs import RelayProcess
@@ -190,9 +191,11 @@ async def test_a_failing_session_timer_ends_the_session_with_the_reason_instead_
         p.session.handle_timeout = boom
         p.wakeup.set()
         with pytest.raises(SessionClosed, match="timer failed: RuntimeError"):
-            await b.receive_message(a.local_peer_id(), timeout=5)
-        with pytest.raises(SessionClosed):
-            await b.send_message(a.local_peer_id(), b"x")
+            await b.receive_message(a.local_peer_id(), timeout=5)  # waiting when it failed: told why
+        # a call after that starts a new session (with a timer of its own), which delivers
+        seq = await b.send_message(a.local_peer_id(), b"x")
+        assert await a.receive_message(b.local_peer_id(), timeout=10) == b"x"
+        await b.wait_delivered(a.local_peer_id(), seq, timeout=10)
     finally:
         await a.close()
         await b.close()
@@ -211,6 +214,50 @@ async def test_a_message_larger_than_the_relay_circuit_limit_is_a_clear_error():
         assert a.connections(peer)[0].limit.data_limit == 128 * 1024
         with pytest.raises(MessageTooLarge, match="relay circuit"):
             await a.send_message(peer, bytes(200_000))
+    finally:
+        await a.close()
+        await b.close()
+        await relay.stop()
+
+
+@async_test(timeout=90)
+async def test_a_session_that_gave_up_is_replaced_once_the_peer_is_back(tmp_path):
+    """Issue 12, item 8: after an outage longer than ``give_up_after`` both sides used to raise
+    PeerUnreachable for good although they reconnected, and the message queued during the outage
+    was lost without a word. Now the message that could not be delivered is reported as such,
+    and the next send (or the peer's) starts a new session that delivers. The two peers reach
+    each other only through a relay; the outage is the relay being down."""
+    key = tmp_path / "relay.key"
+    relay = await RelayProcess.start("--listen", "/ip4/127.0.0.1/tcp/0", "--identity", str(key))
+    relay_addr = relay.addr()
+    port = relay_addr.split("/tcp/")[1].split("/")[0]
+    config = MessagingConfig(give_up_after=1.0)
+    a = await Network.create(NetworkConfig(relays=[relay_addr], webrtc=None, messaging=config))
+    b = await Network.create(NetworkConfig(relays=[relay_addr], webrtc=None, messaging=config))
+    try:
+        await reserved(a, b)
+        peer, me = b.local_peer_id(), a.local_peer_id()
+        s1 = await a.send_message(peer, b"before")
+        assert await b.receive_message(me, timeout=10) == b"before"
+        await a.wait_delivered(peer, s1, timeout=10)
+
+        assert await relay.stop() == 0  # the only path is gone, and stays gone past give_up_after
+        s2 = await a.send_message(peer, b"during the outage")  # queued: the session still hopes
+        assert s2 == s1 + 1
+        with pytest.raises(PeerUnreachable, match=f"message {s2} was not delivered"):
+            await a.wait_delivered(peer, s2, timeout=10)  # the give-up says what was lost
+
+        relay = await RelayProcess.start("--listen", f"/ip4/127.0.0.1/tcp/{port}", "--identity", str(key))
+        await reserved(a, b, timeout=30)
+        s3 = await a.send_message(peer, b"after")  # a new session, not the old PeerUnreachable
+        assert s3 > s2
+        assert await b.receive_message(me, timeout=10) == b"after"  # the lost one is not resent
+        await a.wait_delivered(peer, s3, timeout=10)
+        await b.send_message(me, b"reply")  # and the other side's session was replaced too
+        assert await a.receive_message(peer, timeout=10) == b"reply"
+        with pytest.raises(PeerUnreachable):  # still reported, later too
+            await a.wait_delivered(peer, s2, timeout=1)
+        await a.wait_delivered(peer, s1, timeout=1)  # and what was delivered stays delivered
     finally:
         await a.close()
         await b.close()
