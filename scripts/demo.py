@@ -74,6 +74,10 @@ def relay_command(
         str(max_reservations_per_peer),
         "--max-circuits-per-peer",
         str(max_reservations_per_peer),
+        "--max-circuits-per-ip",  # every tab comes from 127.0.0.1
+        str(2 * max_reservations_per_peer),
+        "--max-circuits-to-peer-per-ip",
+        str(max_reservations_per_peer),
         "--max-circuits",
         str(max(16, 2 * max_reservations_per_peer)),
         "--circuit-duration",

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from darkswap_wasm import Network, NetworkConfig
-from darkswap_wasm.errors import LimitExceeded
+from darkswap_wasm.errors import MessageTooLarge
 
 from ..integration.helpers import async_test
 from ..integration.procs import RelayProcess
@@ -46,7 +46,7 @@ async def test_webrtc_data_channel_send_and_receive(rtc_settings):
         stream = alice._messaging._peers[bob.local_peer_id()].stream
         assert stream is not None and stream.conn.transport == "webrtc"
 
-        with pytest.raises(LimitExceeded):
+        with pytest.raises(MessageTooLarge):
             await alice.send_webrtc_message(bob.local_peer_id(), bytes(4 * 1024 * 1024 + 1))
     finally:
         await alice.close()

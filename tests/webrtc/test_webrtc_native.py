@@ -100,7 +100,9 @@ async def test_100_data_channels_at_once_on_one_connection(rtc_settings):
 async def test_50_peers_each_with_its_own_webrtc_connection(rtc_settings):
     relay = await RelayProcess.start(
         "--listen", "/ip4/127.0.0.1/tcp/0", "--max-reservations-per-peer", "100", "--max-circuits", "128",
-        "--max-circuits-per-peer", "64",
+        # all 51 come from 127.0.0.1 and the hub is every circuit's destination
+        "--max-circuits-per-peer", "64", "--max-circuits-per-ip", "128", "--max-circuits-to-peer", "64",
+        "--max-circuits-to-peer-per-ip", "64",
     )
     hub = await Network.create(NetworkConfig(relays=[relay.addr()], webrtc=rtc_settings))
     hub.set_stream_handler(ECHO, echo_handler)
