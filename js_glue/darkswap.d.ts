@@ -155,6 +155,8 @@ export interface EventMap {
   "connection:close": (peerId: PeerId, transport: Transport) => void;
   "relay:reserved": (relayPeerId: PeerId) => void;
   "relay:lost": (relayPeerId: PeerId) => void;
+  /** An attempt to reach or reserve on this relay failed (it is retried with backoff), and why. */
+  "relay:error": (relayPeerId: PeerId, reason: string) => void;
   /** new_with_defaults resolved without a reservation on this relay (see waitForReservations). */
   "relay:warning": (relayPeerId: PeerId, reason: string) => void;
   close: () => void;

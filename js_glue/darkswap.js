@@ -27,7 +27,7 @@
   var SCRIPT_URL =
     typeof document !== "undefined" && document.currentScript && document.currentScript.src ? document.currentScript.src : null;
 
-  var EVENTS = ["message", "peer:connect", "peer:disconnect", "connection:open", "connection:close", "relay:reserved", "relay:lost", "relay:warning", "close"];
+  var EVENTS = ["message", "peer:connect", "peer:disconnect", "connection:open", "connection:close", "relay:reserved", "relay:lost", "relay:error", "relay:warning", "close"];
 
   class DarkSwapError extends Error {
     constructor(code, message, pythonType) {
@@ -316,7 +316,8 @@
       /**
        * Listen: "message" (peerId, Uint8Array), "peer:connect"/"peer:disconnect" (peerId),
        * "connection:open"/"connection:close" (peerId, transport), "relay:reserved"/"relay:lost"
-       * (relay peer ID), "relay:warning" (relay peer ID, reason: new_with_defaults got no
+       * (relay peer ID), "relay:error" (relay peer ID, reason: an attempt to reach or reserve on
+       * it failed; retried with backoff), "relay:warning" (relay peer ID, reason: new_with_defaults got no
        * reservation on it in time), "close" (). A "relay:reserved", "peer:connect" or
        * "relay:warning" listener is also told, right after it is added, about the
        * reservations/peers/warnings that exist already.

@@ -168,6 +168,7 @@ class JsDarkSwap:
         host.on("connection:close", lambda c: self._emit("connection:close", str(c.remote_peer), c.transport))
         host.on("relay:reserved", lambda r: self._emit("relay:reserved", str(r)))
         host.on("relay:lost", lambda r: self._emit("relay:lost", str(r)))
+        host.on("relay:error", lambda r, reason: self._emit("relay:error", str(r), reason))
 
     # -- the JS bridge -----------------------------------------------------------------------
     def _envelope(self, value: Any) -> Any:

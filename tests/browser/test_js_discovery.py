@@ -1,9 +1,14 @@
-"""The JS API's rendezvous in Chromium: two pages on our relay find each other by a namespace
-(``register`` / ``discover`` / ``unregister``) and talk by the peer ID they found."""
+"""The JS API in Chromium: two pages on our relay find each other by a namespace (``register`` /
+``discover`` / ``unregister``) and talk by the peer ID they found; ``relay:error`` says why a
+relay cannot be reached."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+
+from darkswap_wasm.identity import Identity
 
 from .test_js_api import _start, relay, site, tabs, test_net  # noqa: F401 - fixtures
 
@@ -43,3 +48,19 @@ def test_two_pages_find_each_other_by_namespace(site, relay, tabs, test_net):  #
     assert not bad["ok"] and bad["code"] == "INVALID_ARGUMENT"
     bad = b.js("return await ds.register('x'.repeat(300));", expect_ok=False)
     assert not bad["ok"] and bad["code"] == "RENDEZVOUS_FAILED" and "255 bytes" in bad["error"], bad
+
+
+def test_relay_error_events_say_why_a_relay_cannot_be_reached(site, tabs, test_net):  # noqa: F811
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    relay_id = str(Identity.generate().peer_id)
+    dead = f"/ip4/127.0.0.1/tcp/{port}/ws/p2p/{relay_id}"
+    tab = tabs(site.base_url + "t/classic.html", "lonely")
+    got = tab.js(
+        """window.ds = await DarkSwapWasm.new_with_defaults("regtest", { relays: [args[0]], waitForReservations: 0 });
+        return await new Promise((resolve) => ds.on("relay:error", (relay, reason) => resolve({ relay, reason })));""",
+        dead,
+    )
+    assert got["relay"] == relay_id, got
+    assert got["reason"] and "Traceback" not in got["reason"], got
