@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import ConfigError, DarkSwapError, DecodeError, ProtocolError
 from ..identity import PeerId
@@ -49,6 +50,7 @@ from .stream import Stream
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFRESH_AT = 0.75  # of the granted TTL
 RETRY_AFTER = 10.0  # s, after a failed refresh
@@ -130,21 +132,7 @@ class RendezvousClient:
     async def register(self, ns: str, ttl: int | None = None) -> int:
         """Register under ``ns`` on every point; the smallest TTL granted (s). Refreshed until
         :meth:`unregister`. Raises :class:`RendezvousError` when no point accepted."""
-        self._check_open()
-        points = self._points()
-        if not points:
-            raise RendezvousError("no rendezvous point to register on (no relay reservation yet)")
-        results = await asyncio.gather(*(self._register_at(p, ns, ttl) for p in points), return_exceptions=True)
-        granted = [r for r in results if isinstance(r, int)]
-        failures = [(p, r) for p, r in zip(points, results, strict=True) if not isinstance(r, int)]
-        for _p, r in failures:
-            if not isinstance(r, DarkSwapError):
-                raise r
-        if not granted:
-            refused = [r for _p, r in failures if isinstance(r, RendezvousError) and r.status is not None]
-            detail = "; ".join(f"{p}: {r}" for p, r in failures)
-            status = refused[0].status if refused else None
-            raise RendezvousError(f"no rendezvous point accepted {ns!r}: {detail}", status) from failures[0][1]
+        granted = await self._on_every_point(lambda p: self._register_at(p, ns, ttl), f"accepted {ns!r}")
         self._registered[ns] = ttl
         self._ensure_task()
         return min(granted)
@@ -160,18 +148,7 @@ class RendezvousClient:
     async def discover(self, ns: str, limit: int | None = None) -> list[DiscoveredPeer]:
         """Other peers registered under ``ns`` on the points (never ourselves), merged by peer.
         Raises :class:`RendezvousError` when no point answered."""
-        self._check_open()
-        points = self._points()
-        if not points:
-            raise RendezvousError("no rendezvous point to ask (no relay reservation yet)")
-        results = await asyncio.gather(*(self._discover_at(p, ns, limit) for p in points), return_exceptions=True)
-        answers = [r for r in results if isinstance(r, DiscoverResponse)]
-        for r in results:
-            if not isinstance(r, (DiscoverResponse, DarkSwapError)):
-                raise r
-        if not answers:
-            detail = "; ".join(f"{p}: {r}" for p, r in zip(points, results, strict=True))
-            raise RendezvousError(f"no rendezvous point answered for {ns!r}: {detail}") from results[0]
+        answers = await self._on_every_point(lambda p: self._discover_at(p, ns, limit), f"answered for {ns!r}")
         found: dict[PeerId, DiscoveredPeer] = {}
         for answer in answers:
             for reg in answer.registrations:
@@ -208,6 +185,26 @@ class RendezvousClient:
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigError("the rendezvous client is closed")
+
+    async def _on_every_point(self, ask: Callable[[PeerId], Awaitable[T]], what: str) -> list[T]:
+        """``ask`` every point at once; the answers of those that gave one. Raises
+        :class:`RendezvousError` naming each point's failure when none did (with a point's
+        refusal status, if one refused)."""
+        self._check_open()
+        points = self._points()
+        if not points:
+            raise RendezvousError("no rendezvous point (no relay reservation yet)")
+        results = await asyncio.gather(*(ask(p) for p in points), return_exceptions=True)
+        failures = [(p, r) for p, r in zip(points, results, strict=True) if isinstance(r, BaseException)]
+        for _p, r in failures:
+            if not isinstance(r, DarkSwapError):
+                raise r  # a bug (or a cancellation), not a point's answer
+        if len(failures) == len(points):
+            refused = [r for _p, r in failures if isinstance(r, RendezvousError) and r.status is not None]
+            detail = "; ".join(f"{p}: {r}" for p, r in failures)
+            status = refused[0].status if refused else None
+            raise RendezvousError(f"no rendezvous point {what}: {detail}", status) from failures[0][1]
+        return [r for r in results if not isinstance(r, BaseException)]
 
     async def _request(self, point: PeerId, msg, expect: type | None):
         stream = await self.host.new_stream(point, [PROTOCOL_ID])
