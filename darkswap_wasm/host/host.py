@@ -30,9 +30,11 @@ from ..tasks import spawn
 from ..transports.base import Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .connection import Connection, ConnectionConfig
+from .ratelog import RefusalLog
 from .stream import Stream
 
 log = logging.getLogger(__name__)
+refusals = RefusalLog(log)  # inbound streams refused over the handler budgets
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
 AGENT_VERSION = f"darkswap-wasm/{__version__}"
@@ -47,6 +49,8 @@ class HostConfig:
     identify_timeout: float = 10.0
     max_connections: int = 256  # live connections, all peers; inbound over it are refused
     max_inbound_stream_handlers: int = 1024  # handler tasks running at once on this host
+    max_inbound_stream_handlers_per_peer: int = 128  # ... of which one peer may hold (one peer
+    # cannot take the host's: idle ping streams from 3 peers used to lock everyone out)
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
     agent_version: str = AGENT_VERSION
 
@@ -70,6 +74,7 @@ class Host:
         self._dialed: dict[PeerId, Multiaddr] = {}  # the address each peer was last reached at
         self._closed = False
         self._handler_slots = asyncio.Semaphore(config.max_inbound_stream_handlers)
+        self._handlers_held: dict[PeerId, int] = {}  # running inbound handlers per peer
         self.set_stream_handler(ping.PROTOCOL_ID, self._handle_ping)
         self.set_stream_handler(identify.PROTOCOL_ID, self._handle_identify)
         self.set_stream_handler(identify.PUSH_PROTOCOL_ID, self._handle_identify_push)
@@ -302,9 +307,25 @@ class Host:
         self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: Stream) -> None:
-        if self._handler_slots.locked():
+        peer = stream.conn.remote_peer
+        held = self._handlers_held.get(peer, 0)
+        if self._handler_slots.locked() or held >= self.config.max_inbound_stream_handlers_per_peer:
+            kind = "host:handlers" if self._handler_slots.locked() else "host:handlers_per_peer"
+            refusals.refused(kind, "inbound stream refused: %s handlers busy (RESOURCE_LIMIT_EXCEEDED)",
+                             "all the host's" if kind == "host:handlers" else f"{peer}'s")
             await stream.reset()
             return
+        self._handlers_held[peer] = held + 1
+        try:
+            await self._run_handler(stream)
+        finally:
+            left = self._handlers_held[peer] - 1
+            if left:
+                self._handlers_held[peer] = left
+            else:
+                del self._handlers_held[peer]
+
+    async def _run_handler(self, stream: Stream) -> None:
         async with self._handler_slots:
             listener = multistream.Listener(lambda p: p in self._handlers)
             listener.set_listing(self.protocols)

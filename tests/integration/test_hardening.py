@@ -19,7 +19,7 @@ from darkswap_wasm.host.connection import ConnectionConfig
 from darkswap_wasm.host.host import HostConfig
 from darkswap_wasm.host.relay_server import read_message
 from darkswap_wasm.protocols import darkswap_msg as dm
-from darkswap_wasm.protocols import identify
+from darkswap_wasm.protocols import identify, ping
 from darkswap_wasm.protocols import webrtc_signaling as sig
 from darkswap_wasm.protocols.circuit_v2 import HOP_PROTOCOL_ID, HopMessage, HopType, Status
 from darkswap_wasm.protocols.yamux import YamuxConfig
@@ -423,3 +423,38 @@ async def test_streams_over_the_connection_budget_are_refused_with_few_log_lines
         await honest.close()
         await attacker.close()
         await node.close()
+
+
+# ------------------------------------------- attack 2: idle ping streams take every handler
+
+
+@async_test(timeout=240)
+async def test_idle_streams_of_a_few_peers_do_not_take_every_handler_slot():
+    """Issue 12, attack 2: one shared pool of 1,024 inbound handlers; 3 connections holding 512
+    idle ping streams each blocked every honest reservation (five do today, each connection's
+    stream budget holding 256). Now one peer holds at most ``max_inbound_stream_handlers_per_peer``
+    (128) of them; the rest are reset at once."""
+    relay = await start_relay()
+    attackers = [await attacker_network() for _ in range(5)]
+    held = []
+    try:
+        await honest_peers_work(relay.addr())
+        refused = 0
+        for net in attackers:
+            peer = await net.connect(relay.addr())
+            for _ in range(512):
+                try:
+                    stream = await net.new_stream(peer, [ping.PROTOCOL_ID])
+                    await stream.write(bytes(32))  # one ping, then idle: the handler waits for more
+                    held.append(stream)
+                except DarkSwapError:
+                    refused += 1
+        await asyncio.sleep(0.5)
+        alive = [s for s in held if not s.is_reset]
+        print(f"{len(held)} ping streams negotiated, {refused} refused, {len(alive)} still open")
+        await honest_peers_work(relay.addr())  # a reservation and a ping through the relay meanwhile
+        assert len(alive) <= 5 * 128, len(alive)  # each peer's share, not the host's 1,024
+    finally:
+        for net in attackers:
+            await net.close()
+        assert await relay.stop() == 0
