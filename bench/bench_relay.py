@@ -47,6 +47,8 @@ async def reservations(count: int, clients: int) -> None:
         "--max-reservations", str(count + 100),
         "--max-reservations-per-peer", str(count + 100),
         "--max-connections", str(count + 200),
+        "--reservation-rate-per-ip", "0",  # every bench client is on 127.0.0.1
+
     )
     print(f"relay pid {relay.proc.pid}: idle RSS {rss_mb(relay.proc.pid):.1f} MB")
     start = time.monotonic()

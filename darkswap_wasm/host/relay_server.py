@@ -35,9 +35,11 @@ from ..protocols.circuit_v2 import (
 )
 from ..tasks import spawn
 from .host import Host
+from .ratelog import RefusalLog
 from .stream import NO_TIMEOUT, Stream
 
 log = logging.getLogger(__name__)
+refusals = RefusalLog(log, level=logging.INFO)  # at most a line a second per kind of refusal
 
 
 async def read_message(stream: Stream, kind, timeout: float):
@@ -91,7 +93,7 @@ class RelayService:
             delay = 60.0 if deadline is None else max(0.05, deadline - time.monotonic())
             await asyncio.sleep(min(delay, 60.0))
             for peer in self.resources.expire(time.monotonic()):
-                log.info("reservation of %s expired", peer)
+                log.debug("reservation of %s expired", peer)
 
     # -- hop -------------------------------------------------------------------------------
     async def _reply(self, stream: Stream, status: Status, **fields) -> None:
@@ -125,7 +127,7 @@ class RelayService:
         source = _source_of(stream)
         status, expire = self.resources.reserve(peer, time.monotonic(), time.time(), source=source)
         if status is not Status.OK:
-            log.info("reservation for %s refused: %s", peer, status.name)
+            refusals.refused(f"relay:reserve:{status.name}", "reservation for %s refused: %s", peer, status.name)
             await self._reply(stream, status)
             await stream.close()
             return
@@ -140,7 +142,7 @@ class RelayService:
             limit=None if limit.unlimited else limit,
         )
         await stream.close()
-        log.info("reserved for %s until %d", peer, expire)
+        log.debug("reserved for %s until %d", peer, expire)
 
     async def _connect(self, src_stream: Stream, dst: PeerId) -> None:
         src = src_stream.remote_peer
@@ -159,7 +161,7 @@ class RelayService:
         try:
             dst_stream = await self._open_stop(src, dst, limit)
         except DarkSwapError as exc:
-            log.info("circuit %s -> %s failed: %s", src, dst, exc)
+            refusals.refused("relay:circuit_failed", "circuit %s -> %s failed: %s", src, dst, exc)
             self.resources.close_circuit(circuit)
             await self._reply(src_stream, Status.CONNECTION_FAILED)
             await src_stream.close()

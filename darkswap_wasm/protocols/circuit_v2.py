@@ -404,9 +404,10 @@ class RelayConfig:
     takes a share of a peer's circuits, never all of them), ``max_circuits`` in all.
     ``circuit_duration`` (s) and
     ``circuit_data`` (bytes per direction) are the per-circuit limits; 0 means unlimited.
-    ``max_reservation_rate_per_peer``: if set, at most that many RESERVE requests (new or
-    refresh) per peer ID — and per source when given — in any ``reservation_rate_interval``
-    seconds (a token bucket: that burst, refilled evenly over the interval).
+    ``max_reservation_rate_per_peer`` / ``max_reservation_rate_per_ip``: if set, at most that
+    many RESERVE requests (new or refresh) per peer ID / per source in any
+    ``reservation_rate_interval`` seconds (token buckets: that burst, refilled evenly over the
+    interval; as rust-libp2p's rate limiters). An honest client renews at ¾ of the TTL.
     """
 
     max_reservations: int = 128
@@ -419,7 +420,8 @@ class RelayConfig:
     reservation_ttl: float = 3600.0
     circuit_duration: float = 120.0
     circuit_data: int = 128 * 1024
-    max_reservation_rate_per_peer: int | None = None
+    max_reservation_rate_per_peer: int | None = 10
+    max_reservation_rate_per_ip: int | None = 120
     reservation_rate_interval: float = 60.0
 
     def __post_init__(self) -> None:
@@ -441,8 +443,9 @@ class RelayConfig:
             raise ConfigError("RelayConfig.circuit_duration must be in [0, 2**32) seconds")
         if not 0 <= self.circuit_data < 1 << 63:
             raise ConfigError("RelayConfig.circuit_data must be in [0, 2**63)")
-        if self.max_reservation_rate_per_peer is not None and self.max_reservation_rate_per_peer < 1:
-            raise ConfigError("RelayConfig.max_reservation_rate_per_peer must be >= 1 (or None)")
+        for name in ("max_reservation_rate_per_peer", "max_reservation_rate_per_ip"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"RelayConfig.{name} must be >= 1 (or None)")
         if not self.reservation_rate_interval > 0:
             raise ConfigError("RelayConfig.reservation_rate_interval must be > 0")
 
@@ -536,9 +539,7 @@ class RelayResources:
         for p in gone:
             self._drop(p)
         if self._buckets:
-            burst = self.config.max_reservation_rate_per_peer or 0
-            for key in [k for k, b in self._buckets.items() if self._refill(b, now) >= burst]:
-                del self._buckets[key]
+            self._forget_full_buckets(now)
         return gone
 
     def next_deadline(self) -> float | None:
@@ -558,33 +559,43 @@ class RelayResources:
         else:
             self._per_source.pop(source, None)
 
-    def _refill(self, bucket: _Bucket, now: float) -> float:
-        burst = self.config.max_reservation_rate_per_peer or 0
+    def _burst(self, key: tuple) -> int:
+        cfg = self.config
+        burst = cfg.max_reservation_rate_per_peer if key[0] == "peer" else cfg.max_reservation_rate_per_ip
+        return burst or 0
+
+    def _refill(self, key: tuple, bucket: _Bucket, now: float) -> float:
+        burst = self._burst(key)
         rate = burst / self.config.reservation_rate_interval
         if now > bucket.at:
             bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
         return bucket.tokens
 
+    def _forget_full_buckets(self, now: float) -> None:
+        for key in [k for k, b in self._buckets.items() if self._refill(k, b, now) >= self._burst(k)]:
+            del self._buckets[key]
+
     def _rate_ok(self, peer: PeerId, source: str | None, now: float) -> bool:
-        burst = self.config.max_reservation_rate_per_peer
-        if burst is None:
-            return True
-        if len(self._buckets) > 4 * max(self.config.max_reservations, 64):
-            for key in [k for k, b in self._buckets.items() if self._refill(b, now) >= burst]:
-                del self._buckets[key]
-        keys: list[object] = [("peer", peer)]
-        if source is not None:
+        cfg = self.config
+        keys: list[tuple] = []
+        if cfg.max_reservation_rate_per_peer is not None:
+            keys.append(("peer", peer))
+        if source is not None and cfg.max_reservation_rate_per_ip is not None:
             keys.append(("source", source))
+        if not keys:
+            return True
+        if len(self._buckets) > 4 * max(cfg.max_reservations, 64):
+            self._forget_full_buckets(now)
         buckets = []
         for key in keys:
             b = self._buckets.get(key)
             if b is None:
-                b = self._buckets[key] = _Bucket(float(burst), now)
-            buckets.append(b)
-        if any(self._refill(b, now) < 1.0 for b in buckets):
+                b = self._buckets[key] = _Bucket(float(self._burst(key)), now)
+            buckets.append((key, b))
+        if any(self._refill(k, b, now) < 1.0 for k, b in buckets):
             return False
-        for b in buckets:
+        for _k, b in buckets:
             b.tokens -= 1.0
         return True
 

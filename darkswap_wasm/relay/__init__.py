@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="circuits to one destination")
     p.add_argument("--max-circuits-to-peer-per-ip", type=int, default=DEFAULTS.max_circuits_to_peer_per_ip,
                    help="circuits to one destination from one source IP (a stranger's share)")
+    p.add_argument("--reservation-rate-per-peer", type=int, default=DEFAULTS.max_reservation_rate_per_peer,
+                   metavar="N", help="RESERVE requests per peer ID per minute (0 = unlimited)")
+    p.add_argument("--reservation-rate-per-ip", type=int, default=DEFAULTS.max_reservation_rate_per_ip,
+                   metavar="N", help="RESERVE requests per source IP per minute (0 = unlimited)")
     p.add_argument("--reservation-ttl", type=float, default=DEFAULTS.reservation_ttl, metavar="SECONDS")
     p.add_argument("--circuit-duration", type=float, default=DEFAULTS.circuit_duration, metavar="SECONDS",
                    help="0 = unlimited")
@@ -76,6 +80,8 @@ async def run(args: argparse.Namespace) -> int:
         max_circuits_to_peer=args.max_circuits_to_peer,
         max_circuits_to_peer_per_ip=args.max_circuits_to_peer_per_ip,
         reservation_ttl=args.reservation_ttl,
+        max_reservation_rate_per_peer=args.reservation_rate_per_peer or None,
+        max_reservation_rate_per_ip=args.reservation_rate_per_ip or None,
         circuit_duration=args.circuit_duration,
         circuit_data=args.circuit_data,
     )

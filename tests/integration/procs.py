@@ -18,16 +18,25 @@ class _CliProcess:
     def __init__(self, proc: asyncio.subprocess.Process, addrs: list[str]) -> None:
         self.proc = proc
         self.addrs = addrs
+        self.stderr: list[str] = []  # its log lines, with start(..., capture_stderr=True)
+        self._stderr_task: asyncio.Task | None = None
+        if proc.stderr is not None:
+            self._stderr_task = asyncio.ensure_future(self._collect(proc.stderr))
+
+    async def _collect(self, pipe: asyncio.StreamReader) -> None:
+        while line := await pipe.readline():
+            self.stderr.append(line.decode(errors="replace").rstrip("\n"))
 
     @classmethod
-    async def start(cls, *args: str, expect: int | None = None, timeout: float = 20.0):
+    async def start(cls, *args: str, expect: int | None = None, timeout: float = 20.0, capture_stderr: bool = False):
         """Start it and read ``expect`` address lines (default: one per ``--listen``, else 2)."""
         if expect is None:
             expect = sum(1 for a in args if a == "--listen") or 2
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", cls.MODULE, "--log-level", "WARNING", *args,
-            stdout=asyncio.subprocess.PIPE, cwd=str(ROOT), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE if capture_stderr else None,
+            cwd=str(ROOT), env=env,
         )
         addrs: list[str] = []
         try:
@@ -61,6 +70,8 @@ class _CliProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        if self._stderr_task is not None:
+            await asyncio.wait_for(self._stderr_task, 5)  # every line read
         return self.proc.returncode
 
 

@@ -458,3 +458,32 @@ async def test_idle_streams_of_a_few_peers_do_not_take_every_handler_slot():
         for net in attackers:
             await net.close()
         assert await relay.stop() == 0
+
+
+# ------------------------------------------------- reservations: a rate limit, quiet logs
+
+
+@async_test(timeout=120)
+async def test_a_reservation_flood_is_rate_limited_and_logs_a_few_lines():
+    """Issue 12: 478 reservations a second from one peer, an INFO line each. Now a peer gets
+    ``--reservation-rate-per-peer`` (10 a minute) and a refusal is a line a second at most."""
+    relay = await RelayProcess.start(
+        "--listen", "/ip4/127.0.0.1/tcp/0", "--max-reservations-per-peer", "64", "--log-level", "INFO",
+        capture_stderr=True,
+    )
+    attacker = await attacker_network()
+    try:
+        peer = await attacker.connect(relay.addr())
+        [conn] = attacker.connections(peer)
+        answers = [await reserve_on(attacker, conn) for _ in range(200)]
+        ok = answers.count(Status.OK)
+        print(f"200 RESERVE from one peer: {ok} accepted, the rest {set(answers) - {Status.OK}}")
+        assert 1 <= ok <= 10, ok  # the burst, then refused (refreshes of the one reservation)
+        assert set(answers) <= {Status.OK, Status.RESOURCE_LIMIT_EXCEEDED}
+        await honest_peers_work(relay.addr())  # others are not affected
+    finally:
+        await attacker.close()
+        code = await relay.stop()
+    assert code == 0
+    lines = [line for line in relay.stderr if "reserv" in line]
+    assert len(lines) <= 15, lines  # not one per request

@@ -479,7 +479,7 @@ def test_expired_reservation_is_renewed_as_new() -> None:
 
 
 def test_reservation_rate_limit() -> None:
-    cfg = RelayConfig(max_reservation_rate_per_peer=2, reservation_rate_interval=60)
+    cfg = RelayConfig(max_reservation_rate_per_peer=2, max_reservation_rate_per_ip=2, reservation_rate_interval=60)
     res = RelayResources(cfg)
     assert res.reserve(P[0], T0, U0)[0] is Status.OK
     assert res.reserve(P[0], T0 + 1, U0)[0] is Status.OK
