@@ -86,11 +86,12 @@ async def run(args: argparse.Namespace) -> int:
         circuit_data=args.circuit_data,
     )
     listen = args.listen or ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
+    max_connections = fit_to_fd_limit(args.max_connections)
     net = await Network.create(
         NetworkConfig(
             identity=identity,
             listen_addrs=listen,
-            host=HostConfig(max_connections=args.max_connections),
+            host=HostConfig(max_connections=max_connections),
             # a relay carries circuits: it neither trades (no /darkswap/msg inbox for strangers
             # to fill) nor takes WebRTC offers (each would build a peer connection)
             messaging=None,
@@ -112,6 +113,38 @@ async def run(args: argparse.Namespace) -> int:
         log.info("shutting down")
         await close_quietly(service.close(), "the relay service")
         await close_quietly(net.close(), "the network")
+
+
+FD_RESERVE = 64  # descriptors besides connections: listeners, logs, the event loop, key file
+
+
+def fit_to_fd_limit(max_connections: int) -> int:
+    """Raise the soft file-descriptor limit to what ``max_connections`` needs (up to the hard
+    limit). If it cannot go that high, say so once and lower the connection cap below it: a
+    relay at the descriptor limit fails every accept (the log filled with thousands of
+    tracebacks) instead of refusing cleanly at its cap."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return max_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = max_connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.debug("cannot raise the file descriptor limit: %s", exc)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fitted = max(1, soft - FD_RESERVE)
+        log.warning(
+            "the file descriptor limit (ulimit -n) is %d, below the %d that --max-connections %d needs: "
+            "serving at most %d connections (raise the limit to serve more)",
+            soft, need, max_connections, fitted,
+        )
+        return fitted
+    return max_connections
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,3 +223,25 @@ def test_a_signal_while_the_console_script_is_still_starting_is_a_clean_stop(scr
         assert proc.returncode in (0, -signal.SIGINT), (delay, proc.returncode, err)
         stopped_by_us += proc.returncode == 0
     assert stopped_by_us >= 3, f"only {stopped_by_us} of the signals came after Python's own start-up"
+
+
+def test_the_relay_fits_its_connection_cap_to_the_file_descriptor_limit():
+    """A relay whose --max-connections exceeds `ulimit -n` says so at start and serves fewer
+    connections cleanly, instead of failing every accept at the limit (thousands of tracebacks)."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    proc = subprocess.Popen(
+        [*RELAY, "--listen", "/ip4/127.0.0.1/tcp/0", "--max-connections", "1024"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=_env(), preexec_fn=low_limit,
+    )
+    try:
+        assert "/p2p/" in proc.stdout.readline()  # it runs
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "file descriptor limit (ulimit -n) is 200" in err and "serving at most 136 connections" in err, err
+    assert "Traceback" not in err
