@@ -2,14 +2,12 @@
 
 Runs natively on asyncio and in-page on Pyodide. See the README for the layers.
 
-The names below are imported on first use (PEP 562), so ``import darkswap_wasm.<module>`` costs
-only that module: the CLIs install their stop-signal handlers before the rest is imported.
+The names below are imported on first use (PEP 562), and this module imports nothing itself,
+so ``import darkswap_wasm.<module>`` costs only that module: the CLIs install their
+stop-signal handlers before anything else is imported (see :mod:`darkswap_wasm.launch`).
 """
 
 from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -23,6 +21,7 @@ _EXPORTS = {
 }
 __all__ = ["DarkSwapError", "Identity", "Multiaddr", "Network", "NetworkConfig", "PeerId", "__version__"]
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from .api import Network, NetworkConfig
     from .errors import DarkSwapError
@@ -30,10 +29,12 @@ if TYPE_CHECKING:
     from .wire.multiaddr import Multiaddr
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value

@@ -25,6 +25,7 @@ from typing import Any
 from . import __version__
 from .errors import DarkSwapError
 from .identity import Identity
+from .launch import early_signals, record_signal, record_stop_signals
 from .tasks import spawn
 
 log = logging.getLogger("darkswap_wasm.cli")
@@ -69,18 +70,10 @@ def add_print_peer_id(p: argparse.ArgumentParser) -> None:
                    help="print the peer ID of --identity (creating the key file if missing) and exit")
 
 
-class _EarlyStop(SystemExit):
-    """A stop signal that came before the event loop's handlers were installed."""
-
-
-def _early_stop(signum: int, frame: Any) -> None:
-    raise _EarlyStop(SIGNAL_EXIT_CODE)
-
-
 def setup_logging(level: str) -> None:
-    """stderr at ``level``; SIGINT/SIGTERM before the event loop runs are a clean stop."""
-    for sig in STOP_SIGNALS:  # first: a signal during start-up is a clean stop, not a traceback
-        signal.signal(sig, _early_stop)
+    """stderr at ``level``; SIGINT/SIGTERM before the event loop runs are recorded (a clean
+    stop at the next safe point, see :mod:`darkswap_wasm.launch`), never a traceback."""
+    record_stop_signals()
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -103,6 +96,8 @@ async def run_until_stopped(body: Coroutine[Any, Any, int]) -> int:
 
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
+    if early_signals:  # one came before these handlers: stop now
+        on_signal(early_signals[0])
     try:
         return await task
     except asyncio.CancelledError:
@@ -112,7 +107,7 @@ async def run_until_stopped(body: Coroutine[Any, Any, int]) -> int:
     finally:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
-            signal.signal(sig, _early_stop)  # until the interpreter is gone
+            signal.signal(sig, record_signal)  # until the interpreter is gone: recorded, no traceback
 
 
 async def close_quietly(aw: Awaitable[Any], what: str) -> None:
@@ -137,13 +132,13 @@ def cli_main(prog: str, run, argv: list[str] | None, parser: argparse.ArgumentPa
             return 1
         return 0
     setup_logging(args.log_level)
+    if early_signals:
+        return SIGNAL_EXIT_CODE
     try:
         return asyncio.run(run_until_stopped(run(args)))
     except DarkSwapError as exc:
         print(f"{prog}: {exc}", file=sys.stderr, flush=True)
         return 1
-    except _EarlyStop:
-        return SIGNAL_EXIT_CODE
 
 
 # -- the node ----------------------------------------------------------------------------------

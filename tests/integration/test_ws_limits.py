@@ -6,6 +6,7 @@ connection (1009), while authenticated peers still exchange 1 MiB WebSocket mess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -31,16 +32,22 @@ def rss(pid: int) -> int:
 
 
 async def stranger(url: str, size: int) -> int | None:
-    """Send one binary message of ``size`` bytes without a libp2p byte first; the close code."""
-    async with connect(url, max_size=None, compression=None, ping_interval=None) as ws:
-        try:
-            await ws.send(bytes(size))
-            await asyncio.wait_for(ws.recv(), 15)
-        except ConnectionClosed:
-            pass
-        except TimeoutError:
-            return None
+    """Send one binary message of ``size`` bytes without a libp2p byte first; the close code
+    (``None`` when the server kept the connection open for 15 s)."""
+    ws = await connect(url, max_size=None, compression=None, ping_interval=None)
+    try:
+        await ws.send(bytes(size))
+        await asyncio.wait_for(ws.recv(), 15)
+    except ConnectionClosed:
         return ws.close_code
+    except TimeoutError:
+        return None
+    finally:
+        # websockets' own close after the server's can trip over the transport asyncio already
+        # released (AttributeError in abort, seen in CI): the close code above is what counts
+        with contextlib.suppress(Exception):
+            await ws.close()
+    return ws.close_code
 
 
 @async_test(timeout=120)
@@ -59,7 +66,7 @@ async def test_big_frames_before_the_upgrade_are_refused_and_honest_peers_carry_
             assert codes == [1009] * 16, codes  # "message too big", each one
             assert peak - base < 48 * MiB, f"the relay grew by {(peak - base) / MiB:.0f} MiB"
             # right at the limit is still fine (a Noise handshake message is far smaller)
-            assert await stranger(url, PRE_AUTH_FRAME) is None  # not refused: the handshake times out
+            assert await stranger(url, PRE_AUTH_FRAME) != 1009  # not too big (the handshake times out later)
             assert honest.reservations() and await honest.ping(relay.peer_id) > 0
         finally:
             await honest.close()
