@@ -35,6 +35,7 @@ from .stream import NO_TIMEOUT, Stream
 log = logging.getLogger(__name__)
 refusals = RefusalLog(log, level=logging.INFO)  # inboxes at their budget (the sender waits)
 PROTOCOL_ID = "/darkswap/msg/1.0.0"
+UNDELIVERED_KEPT = 16  # lost seq ranges remembered per peer (one per session that gave up)
 
 
 class _Peer:
@@ -54,10 +55,12 @@ class _Peer:
         self.space = asyncio.Event()
         self.acked_seq = 0  # API seqs: ``seq_base`` + the current session's own
         self.seq_base = 0  # the last seq a replaced (failed) session handed out
-        self.undelivered: deque[tuple[int, int, DarkSwapError]] = deque(maxlen=16)  # (first, last, why)
+        self.undelivered: deque[tuple[int, int, DarkSwapError]] = deque()  # (first, last, why), newest last
+        self.forgotten_through = 0  # lost ranges older than the last UNDELIVERED_KEPT end here
         self.acked = asyncio.Event()
         self.failed: DarkSwapError | None = None
         self.flush_scheduled = False
+        self.drop_timer: asyncio.TimerHandle | None = None  # forget this state if the peer stays gone
         self.reader: asyncio.Task | None = None
         self.timer: asyncio.Task | None = None
         self.redial: asyncio.Task | None = None
@@ -70,9 +73,7 @@ class _Peer:
         data = self.session.data_to_send()
         if data and self.stream is not None and not self.stream.is_reset:
             stream = self.stream
-            task = spawn(self._write(stream, data), "messaging write")
-            self.service._tasks.add(task)
-            task.add_done_callback(self.service._tasks.discard)
+            self.service.spawn(self._write(stream, data), "messaging write")
 
     async def _write(self, stream: Stream, data: bytes) -> None:
         async with self.write_lock:  # writes go out in the order the session produced them
@@ -118,6 +119,8 @@ class _Peer:
         first, last = self.seq_base + old.acked_seq + 1, self.seq_base + old.next_seq - 1
         if last >= first:
             self.undelivered.append((first, last, why))
+            if len(self.undelivered) > UNDELIVERED_KEPT:
+                self.forgotten_through = self.undelivered.popleft()[1]
             log.warning("messaging with %s: messages %d..%d were not delivered (%s)", self.peer, first, last, why)
         self.seq_base = last  # acked_seq stays: every seq up to it was acknowledged
         if self.reader is not None:
@@ -125,9 +128,7 @@ class _Peer:
             self.reader = None
         if self.stream is not None:
             stream, self.stream = self.stream, None
-            task = spawn(stream.reset(), "resetting a failed messaging stream")
-            self.service._tasks.add(task)
-            task.add_done_callback(self.service._tasks.discard)
+            self.service.spawn(stream.reset(), "resetting a failed messaging stream")
         self.session = dm.MessageSession(self.service.config, now=time.monotonic())
         self.failed = None
         self.ever_attached = False  # first contact again: a send dials, and fails fast if it cannot
@@ -139,6 +140,8 @@ class _Peer:
         for first, last, why in self.undelivered:
             if first <= seq <= last:
                 return PeerUnreachable(f"message {seq} was not delivered: {why}")
+        if seq <= self.forgotten_through:  # it may be among the forgotten losses: never say delivered
+            return PeerUnreachable(f"message {seq} is not known to be delivered (too many failed sessions since)")
         return None
 
     async def offer(self, stream: Stream) -> None:
@@ -158,9 +161,7 @@ class _Peer:
             self.session.detach(time.monotonic())
             if self.reader is not None:
                 self.reader.cancel()
-            task = spawn(old.close(), "closing a replaced messaging stream")
-            self.service._tasks.add(task)
-            task.add_done_callback(self.service._tasks.discard)
+            self.service.spawn(old.close(), "closing a replaced messaging stream")
         self.stream = stream
         self.ever_attached = True
         self.session.attach(time.monotonic())
@@ -260,6 +261,7 @@ class _Peer:
 
     def _flush(self) -> None:
         self.flush_scheduled = False
+        self.drop_timer: asyncio.TimerHandle | None = None  # forget this state if the peer stays gone
         self.session.flush(time.monotonic())
         self.dispatch()
         self.write_out()
@@ -306,6 +308,13 @@ class MessagingService:
         host.on("connection:open", self._on_connection)
         host.on("peer:disconnect", self._on_disconnect)
 
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        """A background task of the service: tracked, cancelled by :meth:`close`."""
+        task = spawn(coro, name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def inbox_room(self, p: _Peer) -> int:
         """Decompressed bytes ``p``'s session may deliver now (per-peer and total budgets).
 
@@ -330,8 +339,11 @@ class MessagingService:
                 q.inbox_space.set()
 
     def _on_disconnect(self, peer: PeerId) -> None:
-        if peer in self._peers and not self.closed:  # a peer that comes back soon keeps its session
-            asyncio.get_running_loop().call_later(self.config.give_up_after, self._drop_if_gone, peer)
+        p = self._peers.get(peer)
+        if p is not None and not self.closed:  # a peer that comes back soon keeps its session
+            if p.drop_timer is not None:  # one timer per peer, however often it reconnects
+                p.drop_timer.cancel()
+            p.drop_timer = asyncio.get_running_loop().call_later(self.config.give_up_after, self._drop_if_gone, peer)
 
     def _drop_if_gone(self, peer: PeerId) -> None:
         """Drop the state of a peer gone for ``give_up_after`` with nothing pending either way."""
@@ -341,6 +353,7 @@ class MessagingService:
         if (p.stream is not None and not p.stream.conn.closed) or p.session.unacked_count or p.session.queued_count:
             return
         del self._peers[peer]
+        p.drop_timer = None
         self._blocked.discard(p)
         for t in (p.reader, p.timer):
             if t is not None:
@@ -382,9 +395,7 @@ class MessagingService:
         if p.stream is None:
             p.ensure_attached()
         elif TRANSPORT_PREFERENCE.get(conn.transport, 9) < TRANSPORT_PREFERENCE.get(p.stream.conn.transport, 9):
-            task = spawn(self._migrate(p, conn), "messaging migration")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._migrate(p, conn), "messaging migration")
 
     async def _migrate(self, p: _Peer, conn) -> None:
         """A better connection came up (e.g. WebRTC): move the session onto it."""
