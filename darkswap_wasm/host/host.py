@@ -339,12 +339,12 @@ class Host:
             if handler is None:
                 await stream.reset()
                 return
-            uses = stream._uses
+            uses = stream.uses
             try:
                 await handler(stream)
                 if stream.write_closed:  # done with it: drop what the peer still sends
                     await stream.close_read()
-                elif stream._uses == uses:  # never touched: nobody will read it
+                elif stream.uses == uses:  # never touched: nobody will read it
                     log.debug("handler for %s left its stream unused: reset", stream.protocol)
                     await stream.reset()
             except DarkSwapError as exc:

@@ -83,6 +83,8 @@ class RendezvousServer:
             if not data:
                 break
             for msg in reader.receive_data(data):
+                if served >= MAX_REQUESTS_PER_STREAM:  # one read may carry many: the cap holds per request
+                    break
                 reply = self.registry.handle(peer, msg, time.monotonic())
                 served += 1
                 if reply is not None:

@@ -76,6 +76,12 @@ class Stream:
         """We closed our writing half (FIN sent), or the stream was reset."""
         return self._write_closed or self._reset
 
+    @property
+    def uses(self) -> int:
+        """How many read/write/close/reset/claim calls it has had (the host compares this before
+        and after a handler to see whether the handler used it)."""
+        return self._uses
+
     def claim(self) -> None:
         """The stream outlives its handler (a task owns it now): the host must not reset it as
         unused when the handler returns (see :meth:`~.host.Host.set_stream_handler`)."""
