@@ -29,15 +29,27 @@ def record_stop_signals() -> None:
         signal.signal(sig, record_signal)
 
 
+def _installed() -> bool:
+    """Install the recording handlers; False if a SIGINT came while doing so (Python's default
+    handler raised it in the middle of ``signal.signal``, seen in CI): that is a stop too."""
+    try:
+        record_stop_signals()
+    except KeyboardInterrupt:
+        return False
+    return True
+
+
 def node() -> int:
-    record_stop_signals()
+    if not _installed():
+        return SIGNAL_EXIT_CODE
     from .cli import main
 
     return SIGNAL_EXIT_CODE if early_signals else main()
 
 
 def relay() -> int:
-    record_stop_signals()
+    if not _installed():
+        return SIGNAL_EXIT_CODE
     from .relay import main
 
     return SIGNAL_EXIT_CODE if early_signals else main()
