@@ -56,19 +56,21 @@ class KadConfig:
     max_peers_per_message: int = 100  # closerPeers + providerPeers together
     max_addrs_per_peer: int = 64  # same bound as identify's MAX_ADDRS
     max_key_length: int = 256  # keys are multihashes / CIDs / peer IDs (<= 128 bytes)
-    provider_ttl: float = 48 * 3600.0  # js/go PROVIDERS_VALIDITY (this spec text says 24 h)
-    republish_interval: float = 22 * 3600.0  # re-provide our own keys before others expire them
-    max_providers_per_key: int = 64
-    max_provider_records: int = 10_000  # over all keys
+    provider_ttl: float = 48 * 3600.0  # spec r2 (libp2p/specs#451) and js PROVIDERS_VALIDITY
+    republish_interval: float = 22 * 3600.0  # spec r2: re-provide our keys before others expire them
+    republish_retry_interval: float = 600.0  # after a failed republish of one of our keys
+    max_providers_per_key: int = 64  # over it the key's oldest record makes room
+    max_provider_keys: int = 1024  # distinct keys with stored providers; a new key over it is refused
+    max_provider_records: int = 10_000  # over all keys; a new record over it is refused
     client_mode: bool = False  # True: never answer, never advertise /ipfs/kad/1.0.0
 
     def __post_init__(self) -> None:
         for name in ("k", "alpha", "replacement_cache_size", "max_message_size",
                      "max_peers_per_message", "max_addrs_per_peer", "max_key_length",
-                     "max_providers_per_key", "max_provider_records"):
+                     "max_providers_per_key", "max_provider_keys", "max_provider_records"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"KadConfig.{name} must be at least 1")
-        for name in ("request_timeout", "provider_ttl", "republish_interval"):
+        for name in ("request_timeout", "provider_ttl", "republish_interval", "republish_retry_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"KadConfig.{name} must be positive")
 
