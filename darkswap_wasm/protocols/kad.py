@@ -62,15 +62,19 @@ class KadConfig:
     max_providers_per_key: int = 64  # over it the key's oldest record makes room
     max_provider_keys: int = 1024  # distinct keys with stored providers; a new key over it is refused
     max_provider_records: int = 10_000  # over all keys; a new record over it is refused
+    max_requests_per_stream: int = 32  # served on one inbound stream before it is reset
+    refresh_interval: float = 300.0  # js TABLE_REFRESH_INTERVAL: a bucket unrefreshed this long is walked
     client_mode: bool = False  # True: never answer, never advertise /ipfs/kad/1.0.0
 
     def __post_init__(self) -> None:
         for name in ("k", "alpha", "replacement_cache_size", "max_message_size",
                      "max_peers_per_message", "max_addrs_per_peer", "max_key_length",
-                     "max_providers_per_key", "max_provider_keys", "max_provider_records"):
+                     "max_providers_per_key", "max_provider_keys", "max_provider_records",
+                     "max_requests_per_stream"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"KadConfig.{name} must be at least 1")
-        for name in ("request_timeout", "provider_ttl", "republish_interval", "republish_retry_interval"):
+        for name in ("request_timeout", "provider_ttl", "republish_interval", "republish_retry_interval",
+                     "refresh_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"KadConfig.{name} must be positive")
 
@@ -111,6 +115,26 @@ def relay_key() -> bytes:
     a CIDv0's bytes are exactly the multihash, so this key is what goes in ``Message.key``.
     """
     return sha256_multihash(RELAY_NAMESPACE.encode("utf-8"))
+
+
+def is_content_key(key: bytes) -> bool:
+    """Whether ``key`` is what js-libp2p's ``CID.decode`` accepts for GET_PROVIDERS/ADD_PROVIDER:
+    a bare multihash (``varint code || varint len || digest``, as a CIDv0 is) or a CIDv1
+    (``0x01 || varint codec || multihash``). Never raises."""
+    key = bytes(key)
+    try:
+        if key[:1] == b"\x01":
+            _, pos = varint.decode(key, 1)
+            return _is_multihash(key, pos)
+        return _is_multihash(key, 0)
+    except DecodeError:
+        return False
+
+
+def _is_multihash(data: bytes, pos: int) -> bool:
+    _, pos = varint.decode(data, pos)
+    length, pos = varint.decode(data, pos)
+    return pos + length == len(data) and length > 0
 
 
 def kad_id(key: bytes) -> bytes:

@@ -8,10 +8,20 @@ returns the oldest entry for the caller to ping, and the newcomer waits in the b
 replacement cache; :meth:`RoutingTable.mark_failed` (ping failed, request failed) replaces a dead
 entry with the freshest replacement.
 
+Only DHT servers belong in a table: :meth:`RoutingTable.add_if_server` admits a peer whose
+identify lists ``/ipfs/kad/1.0.0`` (:func:`is_dht_server`); a peer in client mode that only
+sends us requests never enters it.
+
+Random walk: :class:`RefreshSchedule` says which buckets (common prefix length
+``0..MAX_REFRESH_BUCKET``, js-libp2p walks up to 15) no lookup touched for
+``KadConfig.refresh_interval`` (5 min, js ``TABLE_REFRESH_INTERVAL``);
+:func:`random_key_for_bucket` makes a FIND_NODE key landing in a given bucket from an injected
+random source (``rand(n) -> bytes``, e.g. ``random.Random(seed).randbytes`` in tests).
+
 Deliberate deviations: buckets are a fixed array of 256 (not lazily split, same observable
-content); peers reachable only through a relay (every address ``/p2p-circuit``) are refused —
-they cannot serve others well and would send lookups through a relay. Sans-I/O: no pings are
-sent here; the caller does it.
+content); peers reachable only through a relay (every address ``/p2p-circuit``, or no address)
+are refused — they cannot serve others well and would send lookups through a relay. Sans-I/O:
+no pings are sent here; the caller does it.
 """
 
 from __future__ import annotations
@@ -22,13 +32,19 @@ from dataclasses import dataclass
 
 from ..identity import PeerId
 from ..wire.multiaddr import Multiaddr
-from .kad import DEFAULT_CONFIG, KEY_BITS, KadConfig, KadPeer, distance, kad_id, peer_kad_id
+from .kad import DEFAULT_CONFIG, KEY_BITS, PROTOCOL_ID, KadConfig, KadPeer, distance, kad_id, peer_kad_id
 
 
 def is_relay_only(addrs) -> bool:
     """True when there is no address, or every address goes through ``/p2p-circuit``."""
     addrs = tuple(addrs)
     return not addrs or all("p2p-circuit" in Multiaddr(a).protocols() for a in addrs)
+
+
+def is_dht_server(protocols) -> bool:
+    """Whether a peer's identify protocol list says it serves ``/ipfs/kad/1.0.0`` (server mode).
+    Peers in client mode (pages, nodes behind NAT) do not list it and never enter a table."""
+    return PROTOCOL_ID in tuple(protocols)
 
 
 def bucket_index(self_id: bytes, other_id: bytes) -> int:
@@ -92,6 +108,15 @@ class RoutingTable:
             bucket.replacements.popitem(last=False)
         oldest = next(iter(bucket.entries))
         return AddResult(False, pending=True, ping=oldest)
+
+    def add_if_server(self, peer: KadPeer, protocols) -> AddResult:
+        """:meth:`add` for a peer identify told us about: only when it serves the DHT.
+
+        This is the only way a remote peer should enter the table: a peer that merely sent us
+        requests may be in client mode and would answer nobody's lookups."""
+        if not is_dht_server(protocols):
+            return AddResult(False, refused="client")
+        return self.add(peer)
 
     def mark_alive(self, peer: PeerId) -> None:
         """The peer answered (e.g. the ping of a full bucket's oldest): move it to the back."""
@@ -184,3 +209,47 @@ def random_key_for_bucket(local_id: bytes, index: int, rand=os.urandom, max_trie
         if bucket_index(local_id, kad_id(key)) == index:
             return key
     raise ValueError(f"no key for bucket {index} in {max_tries} tries")  # pragma: no cover
+
+
+class RefreshSchedule:
+    """When to random-walk which bucket (spec §"Bootstrap process"; js-libp2p's table refresh).
+
+    Buckets ``0..min(deepest non-empty, MAX_REFRESH_BUCKET)`` are tracked; one is due when no
+    lookup touched it for ``refresh_interval``. Report every finished lookup with
+    :meth:`lookup_done` (any lookup for a key in a bucket refreshes it, not only walks). Clock-free:
+    :meth:`next_deadline` / :meth:`handle_timeout` return the bucket indexes to walk, each once
+    until it is reported done; :func:`random_key_for_bucket` gives the key.
+    """
+
+    def __init__(self, table: RoutingTable, now: float) -> None:
+        self.table = table
+        self.interval = table.config.refresh_interval
+        self._last: list[float] = [now - self.interval] * (MAX_REFRESH_BUCKET + 1)  # due at start
+        self._in_flight: set[int] = set()
+
+    def _tracked(self) -> range:
+        deepest = max(self.table.non_empty_buckets(), default=0)
+        return range(min(deepest, MAX_REFRESH_BUCKET) + 1)
+
+    def lookup_done(self, key_id: bytes, now: float) -> None:
+        """A lookup for Kademlia ID ``key_id`` finished: its bucket counts as refreshed."""
+        idx = bucket_index(self.table.local_id, key_id)
+        if idx <= MAX_REFRESH_BUCKET:
+            self._last[idx] = now
+            self._in_flight.discard(idx)
+
+    def walk_failed(self, index: int, now: float) -> None:
+        """A walk for bucket ``index`` did not finish: try again one ``refresh_interval`` later
+        (never in a loop, even when no peer answers)."""
+        self._in_flight.discard(index)
+        if 0 <= index <= MAX_REFRESH_BUCKET:
+            self._last[index] = now
+
+    def next_deadline(self) -> float | None:
+        times = [self._last[i] + self.interval for i in self._tracked() if i not in self._in_flight]
+        return min(times) if times else None
+
+    def handle_timeout(self, now: float) -> list[int]:
+        due = [i for i in self._tracked() if i not in self._in_flight and self._last[i] + self.interval <= now]
+        self._in_flight.update(due)
+        return due
