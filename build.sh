@@ -22,19 +22,43 @@ die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not installed ($2)"; }
 
+# python_env webrtc|test: .venv with the project (editable) and one extra: "webrtc" (aiortc: the
+# README's examples use native WebRTC) for build and demo, "test" (pytest, selenium,
+# pytest-pyodide, ..., and webrtc) for test and bench. The stamp names the extra installed: a
+# test install serves a build, not the other way round.
 python_env() {
   need python3 "Python >= 3.11"
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required, found $(python3 -V)"
-  local stamp=$VENV/.stamp-$(sha1sum pyproject.toml | cut -c1-12)
-  if [ ! -f "$stamp" ]; then
-    say "python: creating .venv and installing the project with its test extras"
-    [ -x "$PY" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$PY" -m pip install --quiet --upgrade pip >/dev/null
-    "$PY" -m pip install --quiet -e ".[test]" || die "pip install failed (is PyPI reachable?)"
-    rm -f "$VENV"/.stamp-*; touch "$stamp"
-  else
+  local extra=$1 hash
+  hash=$(sha1sum pyproject.toml | cut -c1-12)
+  local stamp=$VENV/.stamp-$hash-$extra
+  if [ -f "$stamp" ] || { [ "$extra" = webrtc ] && [ -f "$VENV/.stamp-$hash-test" ]; }; then
     say "python: .venv up to date"
+    return
   fi
+  say "python: creating .venv and installing the project with its $extra extra"
+  [ -x "$PY" ] || python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$PY" -m pip install --quiet --upgrade pip >/dev/null
+  "$PY" -m pip install --quiet -e ".[$extra]" || die "pip install failed (is PyPI reachable?)"
+  rm -f "$VENV"/.stamp-*; touch "$stamp"
+}
+
+# .cache/wheelhouse: what a plain `pip install` of the project needs (its dependencies, no extras,
+# and its build requirements), for tests/integration/test_packaging.py: it builds the wheel and
+# installs it into a fresh venv inside the test namespace, where no registry is reachable.
+wheelhouse() {
+  local dir=$ROOT/.cache/wheelhouse
+  local stamp=$dir/.stamp-$(sha1sum pyproject.toml | cut -c1-12)
+  if [ -f "$stamp" ]; then
+    say "wheelhouse: .cache/wheelhouse up to date"
+    return
+  fi
+  say "wheelhouse: the project's dependencies (no extras) and build requirements into .cache/wheelhouse"
+  mkdir -p "$dir"
+  "$PY" -c 'import tomllib; c = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(c["project"]["dependencies"] + c["build-system"]["requires"]))' >"$dir/requirements.txt"
+  "$PY" -m pip download --quiet --dest "$dir" -r "$dir/requirements.txt" || die "pip download failed (is PyPI reachable?)"
+  rm -f "$dir"/.stamp-*; touch "$stamp"
 }
 
 node_env() {
@@ -53,9 +77,9 @@ node_env() {
 
 # build_dist [--with-tests]: the test wheels (pytest, hypothesis, ...) and Pyodide's console pages
 # only for test/bench; build_dist.py rebuilds dist/pyodide each time, so a dist built one way
-# never stays behind for the other.
+# never stays behind for the other. (It needs only the standard library and pip: python_env is
+# called by each job, with the extras that job needs.)
 build_dist() {
-  python_env
   say "dist: building dist/ (project wheel, Pyodide core from npm, pure wheels from PyPI, js_glue, libsodium.js${1:+; $1})"
   "$PY" scripts/build_dist.py --out dist "$@" --browser || die "building dist/ failed"
 }
@@ -71,10 +95,10 @@ browser_env() {
   export SE_CHROMEDRIVER=/usr/bin/chromedriver
 }
 
-cmd_build() { build_dist; say "done: dist/ is ready"; }
+cmd_build() { python_env webrtc; build_dist; say "done: dist/ is ready"; }
 
 cmd_demo() {
-  python_env
+  python_env webrtc
   # demo.py builds dist/ itself (--build, without the test wheels), so that Ctrl-C/SIGTERM stop
   # the build, the relay and the web server alike (a shell waiting on a child would not)
   say "demo: building dist/, then our relay and a static server on 127.0.0.1; open the printed URL twice (Ctrl-C stops)"
@@ -103,10 +127,11 @@ in_test_netns() {
 }
 
 cmd_test() {
-  python_env
+  python_env test
   node_env
   browser_env
   build_dist --with-tests
+  wheelhouse
   export PATH="$NODE22_BIN:$PATH"  # pytest-pyodide's node runtime and the js peers use Node 22
   export DARKSWAP_TEST_NETNS=$TEST_NET
   say "test: the whole suite inside a private network namespace (loopback + test host $TEST_NET)"
@@ -114,7 +139,7 @@ cmd_test() {
 }
 
 cmd_bench() {
-  python_env
+  python_env test
   node_env
   browser_env
   build_dist --with-tests

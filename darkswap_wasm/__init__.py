@@ -9,7 +9,7 @@ stop-signal handlers before anything else is imported (see :mod:`darkswap_wasm.l
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place it is written: pyproject.toml reads it (setuptools dynamic)
 
 _EXPORTS = {
     "Network": ".api",

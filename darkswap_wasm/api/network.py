@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, Timeout
+from ..errors import ConfigError, DarkSwapError, Timeout
 from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.messaging import MessagingService
@@ -26,6 +27,8 @@ from ..protocols.identify import IdentifyInfo
 from ..transports.base import Transport
 from ..transports.webrtc_base import WebRTCRuntime
 from ..wire.multiaddr import Multiaddr
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,11 +49,28 @@ class NetworkConfig:
             Multiaddr(a)  # fail early on a malformed address
 
 
+class WebRTCUnavailable(DarkSwapError):
+    """Native WebRTC was asked for, but aiortc (the ``webrtc`` extra) is not installed."""
+
+    CODE = "RUNTIME_UNAVAILABLE"
+
+
+WEBRTC_EXTRA_HINT = "pip install darkswap-wasm[webrtc]"
+
+
 def default_webrtc_runtime() -> WebRTCRuntime:
+    """aiortc natively; :class:`WebRTCUnavailable` without the ``webrtc`` extra."""
     if sys.platform == "emscripten":
         raise ConfigError("in a page, the WebRTC runtime comes from js_glue (pass NetworkConfig.webrtc_runtime)")
-    from ..transports.webrtc_aiortc import AiortcRuntime
-
+    try:
+        from ..transports.webrtc_aiortc import AiortcRuntime
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in ("", __name__.partition(".")[0]):
+            raise  # a module of ours is missing: a broken install, not a missing extra
+        raise WebRTCUnavailable(
+            f"native WebRTC needs aiortc, which is not installed (no module named {missing!r}): {WEBRTC_EXTRA_HINT}"
+        ) from None
     return AiortcRuntime()
 
 
@@ -64,6 +84,8 @@ def default_transports() -> list[Transport]:
 
 
 class Network:
+    _webrtc_unavailable: str | None = None  # why WebRTC is off although the config asked for it
+
     def __init__(
         self,
         host: Host,
@@ -97,10 +119,17 @@ class Network:
         host.add_transport(relay_transport)
         reservations = None
         webrtc = None
+        unavailable: WebRTCUnavailable | None = None
         try:
             if config.webrtc is not None:
-                runtime = config.webrtc_runtime or default_webrtc_runtime()
-                webrtc = WebRTCService(host, runtime, config.webrtc)
+                try:
+                    runtime = config.webrtc_runtime or default_webrtc_runtime()
+                except WebRTCUnavailable as exc:
+                    unavailable = exc
+                    # the CLI's startup line; NetworkConfig(webrtc=None) asks for no WebRTC, and no warning
+                    log.warning("WebRTC is unavailable (TCP, WebSocket and relayed connections only): %s", exc)
+                else:
+                    webrtc = WebRTCService(host, runtime, config.webrtc)
             await host.listen(config.listen_addrs)
             if config.relays:
                 reservations = ReservationManager(
@@ -110,7 +139,9 @@ class Network:
         except BaseException:
             await host.close()
             raise
-        return cls(host, config, reservations, webrtc)
+        net = cls(host, config, reservations, webrtc)
+        net._webrtc_unavailable = str(unavailable) if unavailable is not None else None
+        return net
 
     @property
     def host(self) -> Host:
@@ -142,6 +173,8 @@ class Network:
         """
         maddr = Multiaddr(addr)
         protos = maddr.protocols()
+        if "webrtc" in protos and self._webrtc_unavailable is not None:
+            raise WebRTCUnavailable(self._webrtc_unavailable)  # a /webrtc address asks for WebRTC
         if "webrtc" in protos and "p2p-circuit" in protos and self._webrtc is not None:
             relayed = Multiaddr(str(maddr).replace("/p2p-circuit/webrtc/", "/p2p-circuit/"))
             conn = await self._host.dial(relayed)
@@ -170,6 +203,8 @@ class Network:
         best connection to it afterwards: the WebRTC one, or the relayed one meanwhile (the
         session moves to WebRTC by itself once it is up)."""
         if self._webrtc is None:
+            if self._webrtc_unavailable is not None:
+                raise WebRTCUnavailable(self._webrtc_unavailable)
             raise ConfigError("WebRTC is disabled in this NetworkConfig")
         peer = PeerId.coerce(peer)
         await self._host.connection_to(peer)
