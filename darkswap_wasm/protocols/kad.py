@@ -118,23 +118,27 @@ def relay_key() -> bytes:
 
 
 def is_content_key(key: bytes) -> bool:
-    """Whether ``key`` is what js-libp2p's ``CID.decode`` accepts for GET_PROVIDERS/ADD_PROVIDER:
-    a bare multihash (``varint code || varint len || digest``, as a CIDv0 is) or a CIDv1
-    (``0x01 || varint codec || multihash``). Never raises."""
+    """Whether js-libp2p's GET_PROVIDERS/ADD_PROVIDER handlers accept ``key`` (multiformats'
+    ``CID.decode``): a key starting with ``0x12`` is read whole as a multihash (a CIDv0's bytes);
+    otherwise ``varint version (0 or 1) || varint codec || multihash``. The multihash's declared
+    length must end exactly at the end of the key. Never raises.
+
+    So an identity-multihash peer ID (``0x00 0x24 ...``) is *not* a provider key for js, while
+    the relay key and every sha2-256 multihash are."""
     key = bytes(key)
     try:
-        if key[:1] == b"\x01":
-            _, pos = varint.decode(key, 1)
-            return _is_multihash(key, pos)
-        return _is_multihash(key, 0)
+        first, pos = varint.decode(key, 0)
+        if first == 0x12:
+            pos = 0
+        elif first in (0, 1):
+            _, pos = varint.decode(key, pos)  # codec
+        else:
+            return False
+        _, pos = varint.decode(key, pos)  # multihash code
+        length, pos = varint.decode(key, pos)
     except DecodeError:
         return False
-
-
-def _is_multihash(data: bytes, pos: int) -> bool:
-    _, pos = varint.decode(data, pos)
-    length, pos = varint.decode(data, pos)
-    return pos + length == len(data) and length > 0
+    return pos + length == len(key)
 
 
 def kad_id(key: bytes) -> bytes:
