@@ -247,3 +247,5 @@ def test_without_the_webrtc_extra_a_relay_and_two_nodes_run_and_webrtc_says_what
     for p in (node_a, node_b):
         assert p.proc.poll() is None and not any("/webrtc" in a for a in p.lines), (p.cmd, p.lines, p.err)
         assert "Traceback" not in "\n".join(p.err), p.err
+    relay_log = "\n".join(relay.err)  # the relay needs no WebRTC: not a word about it
+    assert relay.proc.poll() is None and "WebRTC" not in relay_log and "Traceback" not in relay_log, relay.err
