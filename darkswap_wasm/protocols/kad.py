@@ -8,8 +8,16 @@ Sans-I/O: messages in and out as bytes. Every RPC message is ``uvarint(len) || p
              closerPeers=8 (repeated Peer), providerPeers=9 (repeated Peer)}
     Peer    {id=1 (bytes, peer ID multihash), addrs=2 (repeated bytes), connection=3 (enum)}
 
-The routing table (:mod:`.kad_routing`), lookup (:mod:`.kad_lookup`), provider store
-(:mod:`.kad_providers`) and server side (:mod:`.kad_server`) live in sibling modules.
+Keys: a Kademlia ID is ``sha256(key)`` (spec §"Distance"). The relay key
+(:func:`relay_key`) is the sha2-256 multihash of the UTF-8 bytes ``/libp2p/relay/v2`` —
+byte-for-byte what js-libp2p's circuit-relay-v2 ``namespaceToCid`` provides (a CIDv0's bytes
+are the bare multihash) and what its kad-dht's ``CID.decode`` accepts; :func:`is_content_key`
+mirrors that check (tests/interop/test_kad_vectors.py compares both with js).
+
+Sibling modules: the routing table and random-walk schedule (:mod:`.kad_routing`), the iterative
+lookup (:mod:`.kad_lookup`), the provider store and republish schedule (:mod:`.kad_providers`)
+and the serving side (:mod:`.kad_server`). Client mode (``KadConfig.client_mode``): we query,
+never serve, and the host must not list ``/ipfs/kad/1.0.0`` in identify.
 
 Deliberate choices and deviations:
 

@@ -9,9 +9,16 @@ at most once, and the lookup ends when the ``k`` closest peers it knows (failed 
 have all answered, when nothing is left to ask, or — for GET_PROVIDERS with ``wanted`` set —
 once that many distinct providers were found.
 
-Deviation from the spec's text: the candidate set is seeded with up to ``k`` peers from the
+Deviations from the spec's text: the candidate set is seeded with up to ``k`` peers from the
 routing table (not only ``alpha``; js-libp2p does the same), which only adds choices. A response
-arriving after its request timed out is ignored (the peer already counts as failed).
+arriving after its request timed out is ignored (the peer already counts as failed). Closer
+peers without a direct address (none, or only ``/p2p-circuit``) are not queried: DHT servers
+are directly dialable (js-libp2p's server drops address-less peers from its answers too), and
+no routing table holds relay-only peers. A response of the wrong message type
+(:meth:`Lookup.on_message`) counts as a failure of that peer.
+
+Publishing a provider record: a FIND_NODE lookup for the key, then ADD_PROVIDER to each peer of
+:meth:`Lookup.result` (:func:`.kad_providers.add_provider_message`).
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..errors import ProtocolError
+from ..errors import UsageError
 from ..identity import PeerId
 from .kad import DEFAULT_CONFIG, KadConfig, KadMessage, KadPeer, MessageType, kad_id, peer_kad_id
+from .kad_routing import is_relay_only
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class Lookup:
         config: KadConfig | None = None,
     ) -> None:
         if kind not in (MessageType.FIND_NODE, MessageType.GET_PROVIDERS):
-            raise ProtocolError(f"kad lookup: unsupported kind {kind.name}")
+            raise UsageError(f"kad lookup: unsupported kind {kind.name}")
         self.config = config or DEFAULT_CONFIG
         self.key = bytes(key)
         self.kind = kind
@@ -80,6 +88,12 @@ class Lookup:
     def start(self, now: float) -> list[SendRequest]:
         return self._advance(now)
 
+    def on_message(self, peer: PeerId, message: KadMessage, *, now: float) -> list[SendRequest]:
+        """``peer`` answered with a decoded ``message``; one of another type counts as a failure."""
+        if message.type is not self.kind:
+            return self.on_failure(peer, now=now)
+        return self.on_response(peer, message.closer_peers, message.provider_peers, now=now)
+
     def on_response(self, peer: PeerId, closer_peers=(), providers=(), *, now: float) -> list[SendRequest]:
         """``peer`` answered with ``closer_peers`` (and, for GET_PROVIDERS, ``providers``)."""
         if self._state.get(peer) is not PeerState.WAITING:
@@ -87,7 +101,8 @@ class Lookup:
         self._state[peer] = PeerState.ANSWERED
         del self._deadline[peer]
         for p in closer_peers:
-            self._learn(p)
+            if not is_relay_only(p.addrs):  # a peer we could only reach through a relay is no server
+                self._learn(p)
         if self.kind is MessageType.GET_PROVIDERS:
             for p in providers:
                 if p.peer_id not in self._providers:

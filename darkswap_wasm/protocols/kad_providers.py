@@ -7,8 +7,8 @@ Sans-I/O and clock-free: every method that depends on time takes ``now`` (monoto
 One timer for the whole store: :meth:`ProviderStore.next_deadline` is the earliest of "a stored
 record expires" and "one of our keys is due for republishing"; :meth:`ProviderStore.handle_timeout`
 drops expired records and returns the :class:`Republish` actions that are due (the caller runs a
-lookup for the key's k closest peers and sends them ADD_PROVIDER, then reports back with
-:meth:`ProviderStore.republished` or :meth:`ProviderStore.republish_failed`).
+lookup for the key's k closest peers and sends them :func:`add_provider_message`, then reports
+back with :meth:`ProviderStore.republished` or :meth:`ProviderStore.republish_failed`).
 
 Limits (:class:`~.kad.KadConfig`), checked after expired records are purged:
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..identity import PeerId
-from .kad import DEFAULT_CONFIG, KadConfig, KadPeer
+from .kad import DEFAULT_CONFIG, KadConfig, KadMessage, KadPeer, MessageType
 
 
 class AddOutcome(enum.Enum):
@@ -65,6 +65,12 @@ class Republish:
     """Action: (re)publish our provider record for ``key`` (lookup + ADD_PROVIDER to the k closest)."""
 
     key: bytes
+
+
+def add_provider_message(key: bytes, local: KadPeer) -> KadMessage:
+    """The ADD_PROVIDER request announcing ``local`` (our peer ID and direct addresses) for
+    ``key``; servers store it only when the provider is the sending peer itself."""
+    return KadMessage(MessageType.ADD_PROVIDER, key=bytes(key), provider_peers=(local,))
 
 
 class ProviderStore:

@@ -22,7 +22,7 @@ from darkswap_wasm.protocols.kad import (
     relay_key,
 )
 from darkswap_wasm.protocols.kad_lookup import Lookup
-from darkswap_wasm.protocols.kad_providers import ProviderStore
+from darkswap_wasm.protocols.kad_providers import ProviderStore, add_provider_message
 from darkswap_wasm.protocols.kad_routing import RoutingTable
 from darkswap_wasm.protocols.kad_server import KadServer, KadServerStream
 from darkswap_wasm.wire.multiaddr import Multiaddr
@@ -97,7 +97,7 @@ class Net:
                     send(lk.on_failure(pid, now=self.now))
                 else:
                     (resp,) = KadMessageReader().receive_data(data)
-                    send(lk.on_response(pid, resp.closer_peers, resp.provider_peers, now=self.now))
+                    send(lk.on_message(pid, resp, now=self.now))
             else:
                 assert deadline is not None, "lookup stalled with nothing in flight"
                 self.now = deadline
@@ -192,7 +192,7 @@ def test_provider_record_published_to_k_closest_is_found_from_elsewhere_until_it
     assert relay.providers.provide(key, now=net.now)[0].key == key
     closest = net.lookup(relay, key).result().closest
     assert len(closest) == 20
-    add = KadMessage(MessageType.ADD_PROVIDER, key=key, provider_peers=(relay.peer,))
+    add = add_provider_message(key, relay.peer)
     for p in closest:
         reply = net.by_id[p.peer_id].server.handle_request(relay.id, KadMessage.decode_body(add.encode_body()),
                                                            net.now)
@@ -209,3 +209,21 @@ def test_provider_record_published_to_k_closest_is_found_from_elsewhere_until_it
     lk = net.lookup(seeker, key, kind=MessageType.GET_PROVIDERS)
     assert lk.result().providers == ()
     assert all(len(net.by_id[p.peer_id].providers.get(key, net.now)) == 0 for p in closest)
+
+
+def test_wrong_type_answers_fail_the_peer_and_relay_only_closer_peers_are_not_asked():
+    net = Net(seed=14, n=40, n_clients=0)
+    origin, a, b = net.nodes[:3]
+    key = relay_key()
+    lk = Lookup(key, [a.peer, b.peer], local_peer=origin.id, config=KadConfig(alpha=2))
+    sent = lk.start(0.0)
+    assert {r.peer.peer_id for r in sent} == {a.id, b.id}
+    assert all(r.message == KadMessage(MessageType.FIND_NODE, key=key) for r in sent)
+    assert lk.on_message(a.id, KadMessage(MessageType.GET_PROVIDERS, key=key), now=1.0) == []
+    assert lk.state_of(a.id).value == "failed"
+    relayed = KadPeer(net.nodes[5].id, (Multiaddr(f"/ip4/10.0.0.9/tcp/1/p2p/{net.nodes[6].id}/p2p-circuit"),))
+    no_addr = KadPeer(net.nodes[7].id, ())
+    direct = net.nodes[8].peer
+    nxt = lk.on_message(b.id, KadMessage(MessageType.FIND_NODE, closer_peers=(relayed, no_addr, direct)), now=1.0)
+    assert [r.peer.peer_id for r in nxt] == [direct.peer_id]
+    assert lk.state_of(relayed.peer_id) is None and lk.state_of(no_addr.peer_id) is None

@@ -3,6 +3,8 @@
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from darkswap_wasm.errors import LimitExceeded, ProtocolError
 from darkswap_wasm.identity import PeerId
@@ -194,3 +196,38 @@ def test_server_stream_refusal_closes_and_garbage_is_a_protocol_error():
     assert stream.data_to_send() == b"" and stream.receive_data(find, 0.0) == []
     with pytest.raises(ProtocolError):
         KadServerStream(server, peers[0].peer_id).receive_data(b"\x03\xff\xff\xff", 0.0)
+
+
+def _fuzz_server():
+    cfg = KadConfig(max_providers_per_key=4, max_provider_keys=8, max_provider_records=16)
+    return _server(n=40, config=cfg)
+
+
+_FUZZ = _fuzz_server()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.integers(0, 39))
+def test_server_stream_fed_random_bytes_only_raises_protocol_errors(data, who):
+    _, _, peers, _, server = _FUZZ
+    stream = KadServerStream(server, peers[who].peer_id)
+    try:
+        stream.receive_data(data, 1.0)
+    except ProtocolError:
+        pass
+    for reply in KadMessageReader(server.config).receive_data(stream.data_to_send()):
+        assert reply.type in (MessageType.FIND_NODE, MessageType.GET_PROVIDERS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(MessageType)), st.binary(max_size=40), st.integers(0, 39),
+       st.lists(st.integers(0, 39), max_size=4), st.floats(0, 1e6))
+def test_any_decodable_request_is_answered_or_refused_never_raises(kind, key, who, provs, now):
+    _, _, peers, _, server = _FUZZ
+    msg = KadMessage(kind, key=key, provider_peers=tuple(peers[i] for i in provs))
+    stream = KadServerStream(server, peers[who].peer_id)
+    (reply,) = stream.receive_data(msg.encode(server.config), now)
+    assert (reply.response is None) or (reply.refused is None)
+    assert len(server.providers) <= 16 and server.providers.key_count <= 8
+    out = KadMessageReader(server.config).receive_data(stream.data_to_send())
+    assert out == ([reply.response] if reply.response is not None else [])
