@@ -111,6 +111,21 @@ def test_aiortc_is_only_in_the_webrtc_extra(wheel):
     assert "darkswap-wasm[webrtc]" in test_extra  # the tests get native WebRTC
 
 
+def test_only_a_missing_aiortc_is_webrtc_unavailable(monkeypatch):
+    """In process, aiortc hidden: the runtime selection names the extra; a module of ours that is
+    missing is a broken install and stays a ModuleNotFoundError."""
+    from darkswap_wasm.api import network
+
+    monkeypatch.delitem(sys.modules, "darkswap_wasm.transports.webrtc_aiortc", raising=False)
+    monkeypatch.setitem(sys.modules, "aioice", None)  # import aioice -> ModuleNotFoundError
+    with pytest.raises(network.WebRTCUnavailable, match=r"aiortc.*pip install darkswap-wasm\[webrtc\]") as got:
+        network.default_webrtc_runtime()
+    assert got.value.code == "RUNTIME_UNAVAILABLE"
+    monkeypatch.setitem(sys.modules, "darkswap_wasm.transports.webrtc_aiortc", None)
+    with pytest.raises(ModuleNotFoundError, match="darkswap_wasm.transports.webrtc_aiortc"):
+        network.default_webrtc_runtime()
+
+
 class Proc:
     """A console script of the venv, its stdout and stderr lines collected by reader threads."""
 
