@@ -38,6 +38,15 @@ failure) or whose score exceeds ``replace_factor`` times the best unheld one's (
 ``replace_min_gain`` seconds) is replaced. The :class:`Replace` action means: **reserve on
 ``reserve`` first, advertise its circuit address, and only then release ``release``**, so a node
 with another relay never has zero reservations.
+
+Discovery: relays come from four sources, merged into one entry per peer ID
+(:data:`SOURCES`: configured, bootstrap, provider records, identify); :class:`DiscoverySchedule`
+paces the discovery rounds and never stops while too few relays are usable.
+
+Timers: :meth:`RelaySelector.next_deadline` (a backoff ends) and
+:meth:`DiscoverySchedule.next_deadline` (a round is due); the host re-evaluates
+(:meth:`RelaySelector.replacements`, :meth:`RelaySelector.select`) at those, on its own
+periodic tick, and on events (a reservation lost, a new relay found).
 """
 
 from __future__ import annotations
@@ -69,6 +78,10 @@ class SelectionConfig:
     backoff_max: float = 600.0
     backoff_multiplier: float = 2.0
     backoff_jitter: float = 0.2
+    discovery_initial: float = 5.0  # first retry of a discovery round that left too few relays
+    discovery_max: float = 300.0  # the retry delay grows to this and stays: never gives up
+    discovery_interval: float = 600.0  # rounds while enough relays are known (relays come and go)
+    spare_relays: int = 2  # discovery aims for wanted reservations + this many usable relays
 
     def __post_init__(self) -> None:
         for name in ("rtt_gain", "rttvar_gain"):
@@ -84,6 +97,12 @@ class SelectionConfig:
             raise ConfigError("SelectionConfig.high_load must be in (0, 1)")
         if not self.replace_factor >= 1:
             raise ConfigError("SelectionConfig.replace_factor must be at least 1")
+        if not 0 < self.discovery_initial <= self.discovery_max:
+            raise ConfigError("SelectionConfig needs 0 < discovery_initial <= discovery_max")
+        if not self.discovery_interval > 0:
+            raise ConfigError("SelectionConfig.discovery_interval must be positive")
+        if self.spare_relays < 0:
+            raise ConfigError("SelectionConfig.spare_relays must not be negative")
 
 
 DEFAULT_CONFIG = SelectionConfig()
@@ -105,6 +124,7 @@ class RelayStats:
         self.backoff = Backoff(config.backoff_initial, config.backoff_max, config.backoff_multiplier,
                                config.backoff_jitter, rng=rng)
         self.retry_at: float | None = None  # set while backed off
+        self.sources: set[str] = set()  # how we learned of it (see SOURCES)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -178,6 +198,14 @@ class RelayStats:
         self._counted_at = now if self._counted_at is None else max(now, self._counted_at)
 
 
+SOURCES = frozenset({
+    "config",  # NetworkConfig.relays
+    "bootstrap",  # a bootstrap peer that turned out to be a relay
+    "provider",  # a provider record for the relay key (kad.relay_key())
+    "identify",  # a connected peer whose identify lists the circuit v2 hop protocol
+})
+
+
 @dataclass(frozen=True)
 class RelaySnapshot:
     """One relay as the API shows it (``net.relays()``)."""
@@ -189,6 +217,7 @@ class RelaySnapshot:
     failures: float
     score: float
     retry_at: float | None
+    sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -208,11 +237,19 @@ class RelaySelector:
 
     # --- the relay set ----------------------------------------------------------------------
 
-    def add(self, peer: PeerId) -> RelayStats:
+    def add(self, peer: PeerId, source: str = "config") -> RelayStats:
+        """Know ``peer`` as a relay, learned from ``source`` (one of :data:`SOURCES`); a relay
+        found by several sources is one entry listing them all."""
+        if source not in SOURCES:
+            raise UsageError(f"relay source {source!r} is not one of {sorted(SOURCES)}")
         stats = self._relays.get(peer)
         if stats is None:
             stats = self._relays[peer] = RelayStats(peer, self.config, self.rng)
+        stats.sources.add(source)
         return stats
+
+    def usable_count(self, now: float) -> int:
+        return sum(1 for s in self._relays.values() if s.usable(now))
 
     def remove(self, peer: PeerId) -> bool:
         return self._relays.pop(peer, None) is not None
@@ -252,7 +289,7 @@ class RelaySelector:
         for s in self._relays.values():
             successes, failures = s.counts(now)
             out.append(RelaySnapshot(s.peer, s.srtt, s.current_load(now), successes, failures, s.score(now),
-                                     s.retry_at if not s.usable(now) else None))
+                                     s.retry_at if not s.usable(now) else None, frozenset(s.sources)))
         return sorted(out, key=lambda r: r.score)
 
     # --- decisions --------------------------------------------------------------------------
@@ -338,3 +375,64 @@ class RelaySelector:
         if la is not None and lb is not None and la != lb:
             return a if la < lb else b
         return a  # no load to compare: the first of a random sample (every candidate is near-best)
+
+
+class DiscoverySchedule:
+    """When to run a discovery round (a GET_PROVIDERS lookup for the relay key and a random walk,
+    whose peers identify may show to be relays), so that discovery never stops for good — the
+    js-libp2p #2676 failure, where too few answering relays ended it.
+
+    While fewer than ``want + spare_relays`` relays are usable, a round that ends is followed by
+    another after a growing delay (``discovery_initial`` doubling up to ``discovery_max``, with
+    jitter, never giving up); once enough are usable, rounds come every ``discovery_interval``
+    and the delay starts small again the next time relays run short. One round at a time:
+    :meth:`handle_timeout` says "start one" (True) and waits for :meth:`round_done`.
+    """
+
+    def __init__(self, selector: RelaySelector, want: int, now: float) -> None:
+        if want < 0:
+            raise UsageError("cannot want a negative number of relays")
+        self.selector = selector
+        self.want = want
+        cfg = selector.config
+        self._backoff = Backoff(cfg.discovery_initial, cfg.discovery_max, 2.0, cfg.backoff_jitter,
+                                rng=selector.rng)
+        self._next: float | None = now  # first round at once
+        self._running = False
+        self.rounds = 0
+
+    @property
+    def target(self) -> int:
+        return self.want + self.selector.config.spare_relays
+
+    def short(self, now: float) -> bool:
+        return self.selector.usable_count(now) < self.target
+
+    def round_done(self, now: float) -> float:
+        """A round finished (whatever it found was added to the selector); returns when the next
+        one is due."""
+        self._running = False
+        if self.short(now):
+            self._next = now + self._backoff.next_delay()
+        else:
+            self._backoff.reset()
+            self._next = now + self.selector.config.discovery_interval
+        return self._next
+
+    def relays_changed(self, now: float) -> None:
+        """A relay failed or was lost: if that leaves too few, look again soon (not later than
+        the first backoff step), without waiting for a long ``discovery_interval``."""
+        if not self._running and self.short(now) and self._backoff.attempts == 0:
+            soon = now + self._backoff.next_delay()
+            self._next = soon if self._next is None else min(self._next, soon)
+
+    def next_deadline(self) -> float | None:
+        return None if self._running else self._next
+
+    def handle_timeout(self, now: float) -> bool:
+        if self._running or self._next is None or now < self._next:
+            return False
+        self._running = True
+        self._next = None
+        self.rounds += 1
+        return True

@@ -7,7 +7,7 @@ import pytest
 
 from darkswap_wasm.errors import UsageError
 from darkswap_wasm.identity import PeerId
-from darkswap_wasm.policy.relay_selection import RelaySelector, Replace, SelectionConfig
+from darkswap_wasm.policy.relay_selection import DiscoverySchedule, RelaySelector, Replace, SelectionConfig
 from darkswap_wasm.protocols.kad import sha256_multihash
 from darkswap_wasm.protocols.relay_info import RelayInfo
 
@@ -196,3 +196,41 @@ def test_select_holds_n_distinct_relays_and_snapshot_orders_by_score():
     assert [r.score for r in snap] == sorted(r.score for r in snap)
     with pytest.raises(UsageError):
         sel.stats(PeerId(sha256_multihash(b"unknown")))
+
+
+def test_sources_merge_into_one_entry_per_relay():
+    sel = RelaySelector(rng=random.Random(1))
+    sel.add(RELAYS[0], "config")
+    sel.add(RELAYS[0], "provider")
+    sel.add(RELAYS[1], "identify")
+    assert len(sel) == 2
+    (s0,) = [r for r in sel.snapshot(0.0) if r.peer == RELAYS[0]]
+    assert s0.sources == {"config", "provider"}
+    with pytest.raises(UsageError):
+        sel.add(RELAYS[2], "rumour")
+
+
+def test_discovery_never_stops_while_too_few_relays_and_slows_down_when_enough():
+    cfg = SelectionConfig(discovery_initial=5.0, discovery_max=300.0, backoff_initial=60.0, backoff_jitter=0.0)
+    sel = RelaySelector(cfg, rng=random.Random(2))
+    disc = DiscoverySchedule(sel, want=2, now=0.0)  # target: 2 + 2 spare usable relays
+    now, gaps = 0.0, []
+    while now < 24 * 3600:  # a day with no relay answering
+        now = disc.next_deadline()
+        assert disc.handle_timeout(now)
+        assert disc.next_deadline() is None and not disc.handle_timeout(now + 1e6)  # one at a time
+        now += 2.0  # the round takes 2 s and finds nothing
+        gaps.append(disc.round_done(now) - now)
+    assert gaps[:7] == [5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0]
+    assert set(gaps[7:]) == {300.0}  # capped, never given up
+    assert disc.rounds > 280
+    for peer in RELAYS[:4]:  # a round finds four relays: enough
+        sel.add(peer, "provider")
+    assert disc.handle_timeout(disc.next_deadline())
+    assert disc.round_done(now + 1) == now + 1 + cfg.discovery_interval
+    # a relay fails: 3 usable < 4 wanted, so look again in 5 s instead of in 10 minutes
+    sel.record_failure(RELAYS[0], now=now + 10)
+    disc.relays_changed(now + 10)
+    assert disc.next_deadline() == now + 15
+    assert not disc.handle_timeout(now + 14.9) and disc.handle_timeout(now + 15)
+    assert disc.round_done(now + 16) == now + 16 + 10.0  # still short: the backoff goes on
