@@ -72,6 +72,7 @@ class SelectionConfig:
     high_load_penalty: float = 2.0
     load_max_age: float = 300.0  # seconds a load report stays valid
     margin: float = 0.25  # candidates score within (1 + margin) of the best
+    choices: int = 2  # relays sampled per pick: 2 = power of two choices, 1 = uniform at random
     replace_factor: float = 2.0  # "much worse": held score > factor x best unheld score
     replace_min_gain: float = 0.05  # ... and worse by at least this many seconds
     backoff_initial: float = 5.0
@@ -101,6 +102,8 @@ class SelectionConfig:
             raise ConfigError("SelectionConfig needs 0 < discovery_initial <= discovery_max")
         if not self.discovery_interval > 0:
             raise ConfigError("SelectionConfig.discovery_interval must be positive")
+        if self.choices < 1:
+            raise ConfigError("SelectionConfig.choices must be at least 1")
         if self.spare_relays < 0:
             raise ConfigError("SelectionConfig.spare_relays must not be negative")
 
@@ -305,14 +308,18 @@ class RelaySelector:
         return [peer for score, _, peer in scored if score <= limit]
 
     def choose(self, now: float, exclude=()) -> PeerId | None:
-        """One relay by power of two choices among :meth:`candidates` (``None``: none usable)."""
+        """One relay by power of two choices among :meth:`candidates` (``None``: none usable):
+        ``choices`` sampled at random, the least loaded of them taken."""
         cands = self.candidates(now, exclude)
         if not cands:
             return None
         if len(cands) == 1:
             return cands[0]
-        a, b = self.rng.sample(cands, 2)
-        return self._less_loaded(a, b, now)
+        sampled = self.rng.sample(cands, min(self.config.choices, len(cands)))
+        best = sampled[0]
+        for other in sampled[1:]:
+            best = self._less_loaded(best, other, now)
+        return best
 
     def select(self, n: int, now: float, held=()) -> list[PeerId]:
         """Relays to reserve on so that ``n`` are held (``held`` are kept, dead ones included:
