@@ -2,6 +2,11 @@
 
 Also runs the two services every libp2p node runs: ping (``/ipfs/ping/1.0.0``) and identify
 (``/ipfs/id/1.0.0`` and its push variant).
+
+Inbound connections are admitted by :class:`~..policy.conn_limits.ConnectionLimits` before any
+byte is read (pending per IP and in total, established per IP and per peer, handshakes per IP);
+with ``HostConfig.idle_timeout`` an established connection without open streams (and that no
+keep-alive source claims, see :meth:`Host.add_keep_alive`) is closed after that long.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from ..errors import (
     NegotiationError,
     PeerUnreachable,
     ProtocolError,
+    ResourceLimitExceeded,
     Timeout,
 )
 from ..identity import Identity, PeerId
+from ..policy.conn_limits import ConnectionLimits, ConnLimitsConfig, IdleTimer
 from ..protocols import identify, multistream, ping
 from ..tasks import spawn
 from ..transports.base import Listener, RawConnection, Transport
@@ -35,6 +42,7 @@ from .stream import Stream
 
 log = logging.getLogger(__name__)
 refusals = RefusalLog(log)  # inbound streams refused over the handler budgets
+conn_refusals = RefusalLog(log, level=logging.INFO)  # inbound connections refused or closed at a limit
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
 AGENT_VERSION = f"darkswap-wasm/{__version__}"
@@ -53,6 +61,45 @@ class HostConfig:
     # cannot take the host's: idle ping streams from 3 peers used to lock everyone out)
     connection: ConnectionConfig = field(default_factory=ConnectionConfig)
     agent_version: str = AGENT_VERSION
+    limits: ConnLimitsConfig = field(default_factory=ConnLimitsConfig)  # per IP / peer, pending, handshakes
+    idle_timeout: float | None = None  # seconds an established connection may go without an open
+    # stream (or a keep-alive source's claim) before it is closed; None: never. Off for nodes (their
+    # connections are their own choice); the relay CLI sets 120 s (its connections are strangers')
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ConfigError("HostConfig.idle_timeout must be > 0 seconds (or None: never)")
+
+
+def remote_ip(addr: Multiaddr) -> str | None:
+    """The IP a connection comes from, for the per-IP limits; ``None`` for a relayed connection
+    (its address is the relay's, shared by every peer behind it)."""
+    if "p2p-circuit" in addr.protocols():
+        return None
+    return addr.value_for("ip4") or addr.value_for("ip6")
+
+
+class _ConnState:
+    """What the host tracks of one established connection: the streams it saw opened on it (to
+    tell whether it is idle) and its idle timer."""
+
+    __slots__ = ("idle", "prune_at", "streams", "timer")
+
+    def __init__(self) -> None:
+        self.streams: set[Stream] = set()
+        self.prune_at = 16  # forget ended streams once the set is this big (amortised)
+        self.idle: IdleTimer | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def open_streams(self) -> bool:
+        """Whether a stream it saw opened is still open: not reset, our writing half not closed.
+        (Connection exposes no stream count; a stream we FIN'd but still read counts as ended.)"""
+        self.prune()
+        return bool(self.streams)
+
+    def prune(self) -> None:
+        self.streams = {s for s in self.streams if not (s.is_reset or s.write_closed)}
+        self.prune_at = max(16, 2 * len(self.streams))
 
 
 class Host:
@@ -64,7 +111,11 @@ class Host:
         self._listeners: list[Listener] = []
         self._handlers: dict[str, StreamHandler] = {}
         self._conns: dict[PeerId, list[Connection]] = {}
-        self._pending: set[Connection] = set()
+        self._pending: dict[RawConnection, Connection] = {}  # upgrades in progress, both directions
+        self._limits = ConnectionLimits(config.limits)
+        self._conn_state: dict[object, _ConnState] = {}  # established connection -> streams, idle timer
+        self._keep_alive: list[Callable[[Connection], bool]] = []
+        self.idle_closed = 0  # connections closed by the idle timeout (for metrics)
         self._tasks: set[asyncio.Task] = set()
         self._identified: dict[PeerId, identify.IdentifyInfo] = {}
         self._identify_waiters: dict[PeerId, asyncio.Event] = {}
@@ -133,50 +184,141 @@ class Host:
             log.debug("inbound connection from %s failed: %s", raw.remote_addr, exc)
 
     async def upgrade_inbound(self, raw: RawConnection, expected_peer: PeerId | None = None) -> Connection:
-        """Secure and mux a connection someone opened to us (a listener's, or a relayed one)."""
-        if self._closed or self._count_connections() >= self.config.max_connections:
-            log.info("refusing inbound connection from %s: connection limit", raw.remote_addr)
+        """Secure and mux a connection someone opened to us (a listener's, or a relayed one).
+
+        Admitted by the connection limits first: over one, the raw connection is closed at once,
+        before any byte is read or any Noise work is done."""
+        if self._closed:
+            await raw.close()
+            raise PeerUnreachable("host is closed")
+        if self._count_connections() >= self.config.max_connections:
+            conn_refusals.refused("host:max_connections", "inbound connection from %s refused: %d connections "
+                                  "(HostConfig.max_connections)", raw.remote_addr, self.config.max_connections)
             await raw.close()
             raise PeerUnreachable("connection limit reached")
-        return await self._upgrade(raw, is_initiator=False, expected_peer=expected_peer)
+        ip = remote_ip(raw.remote_addr)
+        verdict = self._limits.inbound(raw, ip, time.monotonic())
+        if not verdict.admitted:
+            conn_refusals.refused(f"host:{verdict.refused}", "inbound connection from %s refused before the "
+                                  "handshake: over the %s limit (RESOURCE_LIMIT_EXCEEDED)", ip, verdict.refused)
+            await raw.close()
+            raise ResourceLimitExceeded(f"inbound connection from {ip} refused: {verdict.refused} limit")
+        for old in verdict.evict:
+            conn_refusals.refused("host:pending_total", "%d handshakes in progress (the pending limit): closed "
+                                  "the oldest for a new one", self.config.limits.max_pending)
+            pending = self._pending.get(old)
+            self._spawn(pending.close() if pending is not None else old.close())
+        return await self._upgrade(raw, is_initiator=False, expected_peer=expected_peer, pending_key=raw)
 
     # -- connections -----------------------------------------------------------------------------
     def _count_connections(self) -> int:
         return sum(len(v) for v in self._conns.values()) + len(self._pending)
 
-    async def _upgrade(self, raw: RawConnection, *, is_initiator: bool, expected_peer: PeerId | None) -> Connection:
-        conn = Connection(
-            raw,
-            self.identity,
-            is_initiator=is_initiator,
-            expected_peer=expected_peer,
-            config=self.config.connection,
-            on_stream=self.accept_stream,
-            on_closed=self.connection_closed,
-        )
-        self._pending.add(conn)
+    async def _upgrade(
+        self, raw: RawConnection, *, is_initiator: bool, expected_peer: PeerId | None, pending_key=None
+    ) -> Connection:
         try:
-            await conn.start()
-        finally:
-            self._pending.discard(conn)
-        assert conn.remote_peer is not None
-        if conn.closed:
-            raise PeerUnreachable(f"connection to {conn.remote_peer} closed during upgrade")
-        self.add_connection(conn)
+            conn = Connection(
+                raw,
+                self.identity,
+                is_initiator=is_initiator,
+                expected_peer=expected_peer,
+                config=self.config.connection,
+                on_stream=self.accept_stream,
+                on_closed=self.connection_closed,
+            )
+            self._pending[raw] = conn
+            try:
+                await conn.start()
+            finally:
+                self._pending.pop(raw, None)
+            assert conn.remote_peer is not None
+            if conn.closed:
+                raise PeerUnreachable(f"connection to {conn.remote_peer} closed during upgrade")
+        except BaseException:
+            if pending_key is not None:
+                self._limits.closed(pending_key)
+            raise
+        self._register(conn, pending_key)
         return conn
 
     def add_connection(self, conn) -> None:
         """Register an established connection (upgraded here, or a WebRTC one) and identify its peer."""
+        self._register(conn, None)
+
+    def _register(self, conn, pending_key) -> None:
         peer = conn.remote_peer
+        evict = self._limits.established(conn, peer, pending_key=pending_key, idle=self._is_idle)
         first = not self._conns.get(peer)
         self._conns.setdefault(peer, []).append(conn)
+        state = self._conn_state.setdefault(conn, _ConnState())  # streams may have opened already
+        if self.config.idle_timeout is not None:
+            loop = asyncio.get_running_loop()
+            state.idle = IdleTimer(self.config.idle_timeout, loop.time())
+            state.timer = loop.call_later(self.config.idle_timeout, self._idle_check, conn)
         if first:
             self.emit("peer:connect", peer)
         self.emit("connection:open", conn)
+        for old in evict:  # the peer's oldest idle connection makes room (its old one, before a reconnect)
+            conn_refusals.refused("host:connections_per_peer", "%s has %d connections (the per-peer limit): "
+                                  "closing its oldest idle one for the new one", peer,
+                                  self.config.limits.max_connections_per_peer)
+            self._spawn(old.close())
         self._spawn(self._identify_peer(conn))
+
+    # -- idle connections ---------------------------------------------------------------------------
+    def add_keep_alive(self, busy: Callable[[Connection], bool]) -> None:
+        """``busy(conn)`` True: that connection is not idle although no stream is open on it (a
+        relay's reservation lives on a connection without streams). Asked only when an idle
+        timer runs out, so it should be cheap but need not be instant."""
+        self._keep_alive.append(busy)
+
+    def _is_idle(self, conn) -> bool:
+        state = self._conn_state.get(conn)
+        if state is not None and state.open_streams():
+            return False
+        for busy in self._keep_alive:
+            try:
+                if busy(conn):
+                    return False
+            except Exception:
+                log.exception("keep-alive source failed")
+        return True
+
+    def _stream_opened(self, stream: Stream) -> None:
+        state = self._conn_state.setdefault(stream.conn, _ConnState())
+        state.streams.add(stream)
+        if len(state.streams) >= state.prune_at:
+            state.prune()
+        if state.idle is not None:
+            state.idle.activity(asyncio.get_running_loop().time())
+
+    def _stream_ended(self, conn) -> None:
+        """A stream the host ran (a handler, ping, identify) ended: the idle time counts from now."""
+        state = self._conn_state.get(conn)
+        if state is not None and state.idle is not None:
+            state.idle.activity(asyncio.get_running_loop().time())
+
+    def _idle_check(self, conn) -> None:
+        state = self._conn_state.get(conn)
+        if state is None or state.idle is None or conn.closed or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if state.idle.expired(now, busy=not self._is_idle(conn)):
+            state.timer = None
+            self.idle_closed += 1
+            log.debug("closing %r: no open stream for %gs (HostConfig.idle_timeout)", conn, state.idle.timeout)
+            self._spawn(conn.close())
+            return
+        state.timer = loop.call_later(max(0.0, state.idle.deadline - now), self._idle_check, conn)
 
     def connection_closed(self, conn: Connection) -> None:
         """A connection registered with :meth:`add_connection` ended (its ``on_closed``)."""
+        self._limits.closed(conn)
+        state = self._conn_state.pop(conn, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
         peer = conn.remote_peer
         if peer is None:
             return
@@ -275,6 +417,7 @@ class Host:
 
     async def new_stream_on(self, conn: Connection, protocols: Iterable[str]) -> Stream:
         stream = await conn.open_stream()
+        self._stream_opened(stream)
         dialer = multistream.Dialer(protocols)
         try:
             await asyncio.wait_for(self._negotiate(stream, dialer), self.config.negotiate_timeout)
@@ -304,6 +447,7 @@ class Host:
     def accept_stream(self, stream: Stream) -> None:
         """An inbound stream of one of our connections (its ``on_stream``): negotiate its
         protocol and run the handler, within the host's handler budget."""
+        self._stream_opened(stream)
         self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: Stream) -> None:
@@ -319,6 +463,7 @@ class Host:
         try:
             await self._run_handler(stream)
         finally:
+            self._stream_ended(stream.conn)
             left = self._handlers_held[peer] - 1
             if left:
                 self._handlers_held[peer] = left
@@ -394,6 +539,8 @@ class Host:
         except BaseException:
             await stream.reset()
             raise
+        finally:
+            self._stream_ended(conn)
 
     # -- identify ---------------------------------------------------------------------------------
     def _identify_info(self, conn: Connection) -> identify.IdentifyInfo:
@@ -445,6 +592,8 @@ class Host:
             await stream.close_read()
         except DarkSwapError as exc:
             log.debug("identify with %s failed: %s", conn.remote_peer, exc)
+        finally:
+            self._stream_ended(conn)
 
     async def identify(self, peer: PeerId | str, timeout: float | None = None) -> identify.IdentifyInfo:
         """What identify told us about ``peer`` (waits for the exchange on a new connection)."""
@@ -475,7 +624,10 @@ class Host:
         for lst in self._listeners:
             await lst.close()
         self._listeners.clear()
-        for conn in list(self._pending) + self.connections():
+        for state in self._conn_state.values():
+            if state.timer is not None:
+                state.timer.cancel()
+        for conn in list(self._pending.values()) + self.connections():
             await conn.close()
         for task in list(self._tasks):
             task.cancel()

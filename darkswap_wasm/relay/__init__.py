@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 
 from .. import __version__
 from ..api import Network, NetworkConfig
@@ -19,12 +20,15 @@ from ..cli import add_print_peer_id, cli_main, close_quietly
 from ..host.relay_server import RelayService
 from ..host.rendezvous import RendezvousServer
 from ..identity import Identity
+from ..policy.conn_limits import ConnLimitsConfig
 from ..protocols.circuit_v2 import RelayConfig
 from ..protocols.rendezvous import RendezvousConfig
 
 log = logging.getLogger("darkswap_wasm.relay")
 DEFAULTS = RelayConfig()
 RDV_DEFAULTS = RendezvousConfig()
+LIMIT_DEFAULTS = ConnLimitsConfig()
+IDLE_TIMEOUT = 120.0  # a relay's connections are strangers': one without streams or a reservation goes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 = unlimited")
     p.add_argument("--circuit-data", type=int, default=DEFAULTS.circuit_data, metavar="BYTES", help="0 = unlimited")
     p.add_argument("--max-connections", type=int, default=1024)
+    p.add_argument("--max-pending-per-ip", type=int, default=LIMIT_DEFAULTS.max_pending_per_ip, metavar="N",
+                   help="inbound connections from one IP (IPv6: one /64) still in the handshake; more are "
+                        "closed before any handshake work")
+    p.add_argument("--max-pending", type=int, default=LIMIT_DEFAULTS.max_pending, metavar="N",
+                   help="inbound connections in the handshake in total; a new one closes the oldest")
+    p.add_argument("--max-connections-per-ip", type=int, default=LIMIT_DEFAULTS.max_connections_per_ip,
+                   metavar="N", help="inbound connections from one IP (IPv6: one /64), pending ones included")
+    p.add_argument("--max-connections-per-peer", type=int, default=LIMIT_DEFAULTS.max_connections_per_peer,
+                   metavar="N", help="connections of one peer ID; a new one closes its oldest idle one")
+    p.add_argument("--handshake-rate-per-ip", type=float, default=LIMIT_DEFAULTS.handshake_rate_per_ip,
+                   metavar="N", help="inbound handshakes per second from one IP (0 = unlimited)")
+    p.add_argument("--handshake-burst-per-ip", type=int, default=LIMIT_DEFAULTS.handshake_burst_per_ip,
+                   metavar="N", help="handshakes one IP may start at once before --handshake-rate-per-ip applies")
+    p.add_argument("--exempt-network", action="append", metavar="CIDR",
+                   help="repeatable; networks the per-IP limits and the pending total do not apply to "
+                        f"(default: {', '.join(LIMIT_DEFAULTS.exempt)}); 'none' exempts nothing. Behind a "
+                        "local reverse proxy every client has the proxy's address: limit clients at the proxy")
+    p.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT, metavar="SECONDS",
+                   help="close a connection that had no open stream, reservation or circuit for this long "
+                        "(0 = never)")
     p.add_argument("--no-rendezvous", action="store_true",
                    help="do not run the rendezvous service (/rendezvous/1.0.0: peers with a reservation "
                         "register under a namespace and discover each other)")
@@ -87,11 +111,24 @@ async def run(args: argparse.Namespace) -> int:
     )
     listen = args.listen or ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"]
     max_connections = fit_to_fd_limit(args.max_connections)
+    exempt = LIMIT_DEFAULTS.exempt if args.exempt_network is None else tuple(
+        n for n in args.exempt_network if n.lower() != "none"
+    )
+    limits = ConnLimitsConfig(
+        max_pending_per_ip=args.max_pending_per_ip,
+        max_pending=args.max_pending,
+        max_connections_per_ip=args.max_connections_per_ip,
+        max_connections_per_peer=args.max_connections_per_peer,
+        handshake_rate_per_ip=args.handshake_rate_per_ip,
+        handshake_burst_per_ip=args.handshake_burst_per_ip,
+        exempt=exempt,
+    )
     net = await Network.create(
         NetworkConfig(
             identity=identity,
             listen_addrs=listen,
-            host=HostConfig(max_connections=max_connections),
+            host=HostConfig(max_connections=max_connections, limits=limits,
+                            idle_timeout=args.idle_timeout or None),
             # a relay carries circuits: it neither trades (no /darkswap/msg inbox for strangers
             # to fill) nor takes WebRTC offers (each would build a peer connection)
             messaging=None,
@@ -99,6 +136,8 @@ async def run(args: argparse.Namespace) -> int:
         )
     )
     service = RelayService(net.host, config)
+    # a reservation lives on a connection that carries no stream between renewals: not idle
+    net.host.add_keep_alive(lambda conn: service.resources.has_reservation(conn.remote_peer, time.monotonic()))
     service.start()
     if not args.no_rendezvous:
         RendezvousServer(net.host, RendezvousConfig(max_registrations=args.rendezvous_max_registrations))
