@@ -70,6 +70,7 @@ class KadConfig:
     max_providers_per_key: int = 64  # over it the key's oldest record makes room
     max_provider_keys: int = 1024  # distinct keys with stored providers; a new key over it is refused
     max_provider_records: int = 10_000  # over all keys; a new record over it is refused
+    max_records_per_provider: int = 64  # keys one peer may provide here
     max_requests_per_stream: int = 32  # served on one inbound stream before it is reset
     refresh_interval: float = 300.0  # js TABLE_REFRESH_INTERVAL: a bucket unrefreshed this long is walked
     client_mode: bool = False  # True: never answer, never advertise /ipfs/kad/1.0.0
@@ -78,7 +79,7 @@ class KadConfig:
         for name in ("k", "alpha", "replacement_cache_size", "max_message_size",
                      "max_peers_per_message", "max_addrs_per_peer", "max_key_length",
                      "max_providers_per_key", "max_provider_keys", "max_provider_records",
-                     "max_requests_per_stream"):
+                     "max_records_per_provider", "max_requests_per_stream"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"KadConfig.{name} must be at least 1")
         for name in ("request_timeout", "provider_ttl", "republish_interval", "republish_retry_interval",

@@ -15,6 +15,9 @@ Limits (:class:`~.kad.KadConfig`), checked after expired records are purged:
 * ``max_providers_per_key``: a new provider for a full key evicts that key's oldest record
   (least recently (re)published — the one whose provider most likely went away). One key's
   flood never displaces another key's records.
+* ``max_records_per_provider``: one peer announcing itself for many keys is refused past it
+  (:attr:`AddOutcome.REFUSED_PROVIDER`), so a single peer cannot fill the store and lock the
+  relay key out for 48 h.
 * ``max_provider_keys`` / ``max_provider_records``: a record that would need a new key, or a
   record beyond the total, is refused (:attr:`AddOutcome.REFUSED_KEYS` /
   :attr:`AddOutcome.REFUSED_RECORDS`): a counted, ordinary outcome, never growth.
@@ -40,6 +43,7 @@ class AddOutcome(enum.Enum):
     REFRESHED = "refreshed"  # same key and provider: new expiry and addresses
     REFUSED_KEYS = "refused: too many keys"
     REFUSED_RECORDS = "refused: too many provider records"
+    REFUSED_PROVIDER = "refused: this provider holds too many records"
 
     @property
     def stored(self) -> bool:
@@ -79,6 +83,7 @@ class ProviderStore:
         # key -> provider -> record, oldest (least recently published) first
         self._records: dict[bytes, OrderedDict[PeerId, ProviderRecord]] = {}
         self._count = 0
+        self._per_provider: dict[PeerId, int] = {}  # records each provider holds here
         self._expiry_heap: list[tuple[float, int, bytes, PeerId]] = []  # lazy: may hold stale entries
         self._seq = 0
         self._own: dict[bytes, float] = {}  # our keys -> next republish time
@@ -103,21 +108,27 @@ class ProviderStore:
             providers.move_to_end(provider.peer_id)
             self._push_expiry(record)
             return AddResult(AddOutcome.REFRESHED)
+        pid = provider.peer_id
+        if self._per_provider.get(pid, 0) >= cfg.max_records_per_provider:
+            self.refused += 1
+            return AddResult(AddOutcome.REFUSED_PROVIDER)
         if providers is None and len(self._records) >= cfg.max_provider_keys:
             self.refused += 1
             return AddResult(AddOutcome.REFUSED_KEYS)
         evicted = None
         if providers is not None and len(providers) >= cfg.max_providers_per_key:
-            _, evicted = providers.popitem(last=False)
-            self._count -= 1
+            evicted = next(iter(providers.values()))
+            self.remove(key, evicted.provider.peer_id)
             self.evicted += 1
+            providers = self._records.get(key)
         elif self._count >= cfg.max_provider_records:
             self.refused += 1
             return AddResult(AddOutcome.REFUSED_RECORDS)
         if providers is None:
             providers = self._records[key] = OrderedDict()
-        providers[provider.peer_id] = record
+        providers[pid] = record
         self._count += 1
+        self._per_provider[pid] = self._per_provider.get(pid, 0) + 1
         self._push_expiry(record)
         return AddResult(AddOutcome.ADDED, evicted)
 
@@ -143,6 +154,9 @@ class ProviderStore:
         if not providers or providers.pop(provider, None) is None:
             return False
         self._count -= 1
+        left = self._per_provider.pop(provider) - 1
+        if left:
+            self._per_provider[provider] = left
         if not providers:
             del self._records[bytes(key)]
         return True

@@ -3,6 +3,8 @@
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from darkswap_wasm.errors import UsageError
 from darkswap_wasm.identity import PeerId
@@ -146,3 +148,41 @@ def test_many_refreshes_keep_the_expiry_heap_bounded():
     assert len(store) == 10
     assert len(store._expiry_heap) <= 2 * 10 + 64 + 1
     assert store.next_deadline() == 4990.0 + 48 * HOUR
+
+
+def test_one_provider_cannot_fill_the_store_and_lock_out_the_relay_key():
+    cfg = KadConfig(max_records_per_provider=8, max_provider_keys=16)
+    store = ProviderStore(cfg)
+    attacker, honest = _peers(2)
+    outcomes = [store.add(sha256_multihash(bytes([i])), attacker, now=0.0).outcome for i in range(50)]
+    assert outcomes.count(AddOutcome.ADDED) == 8
+    assert set(outcomes[8:]) == {AddOutcome.REFUSED_PROVIDER}
+    assert store.add(relay_key(), honest, now=1.0).outcome is AddOutcome.ADDED
+    assert store.add(sha256_multihash(bytes([0])), attacker, now=2.0).outcome is AddOutcome.REFRESHED
+    store.handle_timeout(48 * HOUR + 1.0)  # the attacker's records expire: its quota is back
+    assert len(store) == 1
+    assert store.add(sha256_multihash(b"later"), attacker, now=48 * HOUR + 1.0).outcome is AddOutcome.ADDED
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 9), st.floats(0, 5 * 24 * HOUR)), max_size=120))
+def test_random_operations_keep_every_bound_and_the_timer_right(ops):
+    cfg = KadConfig(max_providers_per_key=3, max_provider_keys=4, max_provider_records=8,
+                    max_records_per_provider=3)
+    store = ProviderStore(cfg)
+    ps = _peers(10, seed=1)
+    now = 0.0
+    for key_i, peer_i, dt in ops:
+        now += dt / 100
+        store.add(sha256_multihash(bytes([key_i])), ps[peer_i], now=now)
+        assert len(store) <= 8 and store.key_count <= 4
+        per_key = {k: len(store.records(sha256_multihash(bytes([k])))) for k in range(6)}
+        assert max(per_key.values()) <= 3 and sum(per_key.values()) == len(store)
+        per_peer = {}
+        for k in range(6):
+            for r in store.records(sha256_multihash(bytes([k]))):
+                per_peer[r.provider.peer_id] = per_peer.get(r.provider.peer_id, 0) + 1
+        assert max(per_peer.values(), default=0) <= 3
+        deadline = store.next_deadline()
+        live = [r.expires for k in range(6) for r in store.records(sha256_multihash(bytes([k]))) if r.expires > now]
+        assert deadline == (min(live) if live else None)
