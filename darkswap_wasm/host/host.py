@@ -266,6 +266,12 @@ class Host:
             self._spawn(old.close())
         self._spawn(self._identify_peer(conn))
 
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The inbound connection limits' counts (``pending``, ``connections_from(ip)``,
+        ``connections_of(peer)``) and ``refused`` per kind, for metrics. Read only."""
+        return self._limits
+
     # -- idle connections ---------------------------------------------------------------------------
     def add_keep_alive(self, busy: Callable[[Connection], bool]) -> None:
         """``busy(conn)`` True: that connection is not idle although no stream is open on it (a
