@@ -286,8 +286,8 @@ class JsDarkSwap:
                     "transport": c.transport,
                     "peerId": str(c.remote_peer),
                     "remoteAddr": str(c.remote_addr),
-                    "direction": "outbound" if getattr(c, "is_initiator", False) else "inbound",
-                    "openedAt": int(getattr(c, "opened_at", 0) * 1000),
+                    "direction": "outbound" if c.is_initiator else "inbound",
+                    "openedAt": int(c.opened_at * 1000),
                 }
             )
             for c in self.net.connections(PeerId.coerce(peer) if peer else None)

@@ -17,6 +17,7 @@ from ..host.connection import Connection
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.messaging import MessagingService
 from ..host.monitor import ConnectionMonitor, MonitorConfig, Reconnector
+from ..host.muxer import WEBRTC
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
 from ..host.rendezvous import DiscoveredPeer, RendezvousClient
 from ..host.stream import Stream
@@ -304,7 +305,7 @@ class Network:
             await self._monitor.close()
         if self._webrtc is not None:
             await self._webrtc.close()
-            for c in [c for c in self._host.connections() if c.transport == "webrtc"]:
+            for c in [c for c in self._host.connections() if c.transport == WEBRTC]:
                 await c.close()
         if self._reservations is not None:
             await self._reservations.close()

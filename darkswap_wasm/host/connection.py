@@ -1,7 +1,8 @@
 """One upgraded libp2p connection: the I/O loop around :class:`~.upgrade.ConnectionUpgrade`.
 
 Read bytes → feed the machine → write what it asks → wake streams on its events. That is all it
-does; protocol rules live in the machines.
+does; protocol rules live in the machines. It implements :class:`~.muxer.MuxedConnection` with
+yamux streams; each stream's :class:`~.muxer.StreamPort` is a :class:`_YamuxPort`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..protocols import yamux
 from ..protocols.upgrade import ConnectionUpgrade, Upgraded
 from ..tasks import spawn
 from ..transports.base import RawConnection
+from . import muxer as contract
 from .ratelog import RefusalLog
 from .stream import Stream
 
@@ -86,7 +88,11 @@ class Connection:
     @property
     def limit(self):
         """The relay's circuit limit on a relayed connection (``None``: unlimited or direct)."""
-        return getattr(self.raw, "limit", None)
+        return self.raw.limit
+
+    @property
+    def relayed(self) -> bool:
+        return self.raw.transport == contract.RELAY
 
     @property
     def closed(self) -> bool:
@@ -135,24 +141,24 @@ class Connection:
             if isinstance(ev, yamux.DataReceived):
                 s = self._streams.get(ev.stream_id)
                 if s is not None:
-                    s._feed(ev.data)
+                    s.deliver(ev.data)
             elif isinstance(ev, yamux.WindowUpdated):
                 s = self._streams.get(ev.stream_id)
                 if s is not None:
-                    s._on_window()
+                    s.wake_writer()
             elif isinstance(ev, yamux.StreamOpened):
-                s = Stream(self, ev.stream_id, inbound=True)
+                s = Stream(self, ev.stream_id, inbound=True, port=_YamuxPort(self, ev.stream_id))
                 self._streams[ev.stream_id] = s
                 self._muxer().accept_stream(ev.stream_id)
                 self._on_stream(s)
             elif isinstance(ev, yamux.StreamEnded):
                 s = self._streams.get(ev.stream_id)
                 if s is not None:
-                    s._feed_eof()
+                    s.deliver_eof()
             elif isinstance(ev, yamux.StreamResetByPeer):
                 s = self._streams.pop(ev.stream_id, None)
                 if s is not None:
-                    s._on_reset()
+                    s.deliver_reset()
             elif isinstance(ev, yamux.PongReceived):
                 fut = self._pings.pop(ev.opaque, None)
                 if fut is not None and not fut.done():
@@ -197,7 +203,7 @@ class Connection:
             self._ready.set_exception(reason or ConnectionClosed("connection closed"))
             self._ready.exception()  # mark retrieved
         for s in list(self._streams.values()):
-            s._on_reset(reason)
+            s.deliver_reset(reason)
         self._streams.clear()
         for fut in self._pings.values():
             if not fut.done():
@@ -227,7 +233,7 @@ class Connection:
                 pass
         await self._teardown(reason or ConnectionClosed("connection closed locally"))
 
-    # -- used by streams --------------------------------------------------------------------
+    # -- used by the streams' ports ---------------------------------------------------------
     def _muxer(self) -> yamux.YamuxConnection:
         if self._closed:
             raise ConnectionClosed("connection closed") from self._close_reason
@@ -278,12 +284,12 @@ class Connection:
     # -- public ----------------------------------------------------------------------------
     async def open_stream(self) -> Stream:
         sid = self._muxer().open_stream()
-        s = Stream(self, sid, inbound=False)
+        s = Stream(self, sid, inbound=False, port=_YamuxPort(self, sid))
         self._streams[sid] = s
         self._flush()
         return s
 
-    async def ping_muxer(self, timeout: float) -> float:
+    async def ping(self, timeout: float) -> float:
         """Round trip of a yamux ping (liveness without opening a stream)."""
         self._ping_seq = (self._ping_seq + 1) & 0xFFFFFFFF
         opaque = self._ping_seq
@@ -301,3 +307,31 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.transport} {self.raw.remote_addr} peer={self.remote_peer}>"
+
+
+class _YamuxPort:
+    """One yamux stream's side of its connection (:class:`~.muxer.StreamPort`)."""
+
+    __slots__ = ("_conn", "_id")
+
+    def __init__(self, conn: Connection, stream_id: int) -> None:
+        self._conn = conn
+        self._id = stream_id
+
+    def send(self, data) -> int:
+        return self._conn._send_data(self._id, data)
+
+    def acknowledge(self, n: int) -> None:
+        self._conn._acknowledge(self._id, n)
+
+    async def drain(self) -> None:
+        await self._conn._drain()
+
+    def close_write(self) -> None:
+        self._conn._close_stream(self._id)
+
+    def close_read(self) -> None:
+        self._conn._close_read(self._id)
+
+    def reset(self) -> None:
+        self._conn._reset_stream(self._id)

@@ -37,6 +37,7 @@ from ..tasks import spawn
 from ..transports.base import Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .connection import Connection, ConnectionConfig
+from .muxer import MuxedConnection, rank
 from .ratelog import RefusalLog
 from .stream import Stream
 
@@ -46,7 +47,6 @@ conn_refusals = RefusalLog(log, level=logging.INFO)  # inbound connections refus
 
 StreamHandler = Callable[[Stream], Awaitable[None]]
 AGENT_VERSION = f"darkswap-wasm/{__version__}"
-TRANSPORT_PREFERENCE = {"webrtc": 0, "tcp": 1, "ws": 2, "relay": 5}
 
 
 @dataclass(frozen=True)
@@ -336,13 +336,13 @@ class Host:
                 del self._conns[peer]
                 self.emit("peer:disconnect", peer)
 
-    def connections(self, peer: PeerId | str | None = None) -> list[Connection]:
+    def connections(self, peer: PeerId | str | None = None) -> list[MuxedConnection]:
         """Live connections, best first: direct (WebRTC, TCP, WS) before relayed."""
         if peer is None:
             conns = [c for cs in self._conns.values() for c in cs if not c.closed]
         else:
             conns = [c for c in self._conns.get(PeerId.coerce(peer), []) if not c.closed]
-        return sorted(conns, key=lambda c: TRANSPORT_PREFERENCE.get(c.transport, 9))
+        return sorted(conns, key=rank)
 
     def peers(self) -> list[PeerId]:
         return [p for p, cs in self._conns.items() if cs]

@@ -28,7 +28,8 @@ from ..identity import PeerId
 from ..policy.backoff import Backoff
 from ..protocols import darkswap_msg as dm
 from ..tasks import spawn
-from .host import TRANSPORT_PREFERENCE, Host
+from .host import Host
+from .muxer import rank
 from .ratelog import RefusalLog
 from .stream import NO_TIMEOUT, Stream
 
@@ -380,8 +381,8 @@ class MessagingService:
         p.attach(stream)
 
     def _better(self, new: Stream, current: Stream) -> bool:
-        rank_new = TRANSPORT_PREFERENCE.get(new.conn.transport, 9)
-        rank_cur = TRANSPORT_PREFERENCE.get(current.conn.transport, 9)
+        rank_new = rank(new.conn)
+        rank_cur = rank(current.conn)
         if rank_new != rank_cur:
             return rank_new < rank_cur
         opener_new = self.host.peer_id if not new.inbound else new.remote_peer
@@ -394,7 +395,7 @@ class MessagingService:
             return
         if p.stream is None:
             p.ensure_attached()
-        elif TRANSPORT_PREFERENCE.get(conn.transport, 9) < TRANSPORT_PREFERENCE.get(p.stream.conn.transport, 9):
+        elif rank(conn) < rank(p.stream.conn):
             self.spawn(self._migrate(p, conn), "messaging migration")
 
     async def _migrate(self, p: _Peer, conn) -> None:
@@ -462,9 +463,9 @@ class MessagingService:
         """A message that cannot fit through the only path to the peer (a relay circuit's data
         limit) would be resent forever: say so at once instead."""
         conns = self.host.connections(peer)
-        if not conns or conns[0].transport != "relay":
+        if not conns or not conns[0].relayed:
             return
-        limit = getattr(conns[0], "limit", None)
+        limit = conns[0].limit
         budget = limit.data_limit if limit is not None else None
         if budget is not None and size + 64 > budget:
             raise MessageTooLarge(

@@ -48,11 +48,6 @@ class ConnectionMonitor:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _beat(self, conn, timeout: float) -> float:
-        if hasattr(conn, "ping_muxer"):
-            return await conn.ping_muxer(timeout)
-        return await asyncio.wait_for(self.host.ping_on(conn), timeout)
-
     async def _run(self, conn) -> None:
         state = self.states[conn]
         while not conn.closed:
@@ -60,7 +55,7 @@ class ConnectionMonitor:
             if conn.closed:
                 return
             try:
-                rtt = await self._beat(conn, state.timeout())
+                rtt = await conn.ping(state.timeout())
                 state.answered(rtt, time.monotonic())
             except (DarkSwapError, TimeoutError) as exc:
                 if conn.closed:

@@ -40,6 +40,7 @@ from ..tasks import spawn
 from ..transports.base import ConnectionHandler, Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .host import Host
+from .muxer import RELAY
 from .relay_server import read_message
 from .stream import Stream
 from .stream_conn import StreamConnection
@@ -106,10 +107,10 @@ class RelayTransport(Transport):
     async def dial(self, addr: Multiaddr) -> RawConnection:
         relay_addr, dst = split_circuit_addr(addr)
         relay = PeerId.from_string(relay_addr.value_for("p2p") or "")
-        conn = next((c for c in self.host.connections(relay) if c.transport != "relay"), None)
+        conn = next((c for c in self.host.connections(relay) if not c.relayed), None)
         if conn is None:
             conn = await self.host.dial(relay_addr)
-        if conn.transport == "relay":
+        if conn.relayed:
             raise RelayError("refusing to relay over a relayed connection")
         stream = await self.host.new_stream_on(conn, [HOP_PROTOCOL_ID])
         try:
@@ -126,7 +127,7 @@ class RelayTransport(Transport):
             )
         return StreamConnection(
             stream,
-            transport="relay",
+            transport=RELAY,
             remote_addr=relay_addr.encapsulate("/p2p-circuit"),
             local_addr=None,
             limit=reply.limit,
@@ -145,7 +146,7 @@ class RelayTransport(Transport):
         if msg.peer is None:
             await self._stop_reply(stream, Status.MALFORMED_MESSAGE)
             return
-        if relay_conn.transport == "relay" or stream.remote_peer not in self.trusted_relays:
+        if relay_conn.relayed or stream.remote_peer not in self.trusted_relays:
             await self._stop_reply(stream, Status.PERMISSION_DENIED)
             return
         src = msg.peer.id
@@ -153,7 +154,7 @@ class RelayTransport(Transport):
         relay_addr = relay_conn.remote_addr.encapsulate(f"/p2p/{stream.remote_peer}")
         raw = StreamConnection(
             stream,
-            transport="relay",
+            transport=RELAY,
             remote_addr=relay_addr.encapsulate("/p2p-circuit"),
             local_addr=None,
             limit=msg.limit,
@@ -254,7 +255,7 @@ class ReservationManager:
             action = machine.handle_timeout(now)
             if action is Action.DIAL:
                 try:
-                    if not [c for c in self.host.connections(relay) if c.transport != "relay"]:
+                    if not [c for c in self.host.connections(relay) if not c.relayed]:
                         await self.host.dial(addr)
                     machine.connected(time.monotonic())
                 except DarkSwapError as exc:
@@ -307,7 +308,7 @@ class ReservationManager:
 
     async def _reserve(self, relay: PeerId) -> ReservationInfo:
         addr, _ = self._machines[relay]
-        conn = next((c for c in self.host.connections(relay) if c.transport != "relay"), None)
+        conn = next((c for c in self.host.connections(relay) if not c.relayed), None)
         if conn is None:
             raise ReservationFailed(f"not connected to relay {relay}")
         stream = await self.host.new_stream_on(conn, [HOP_PROTOCOL_ID])

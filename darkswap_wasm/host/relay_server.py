@@ -100,7 +100,7 @@ class RelayService:
         await stream.write(HopMessage(HopType.STATUS, status=status, **fields).encode())
 
     async def _handle_hop(self, stream: Stream) -> None:
-        if stream.conn.transport == "relay":
+        if stream.conn.relayed:
             await self._reply(stream, Status.PERMISSION_DENIED)
             await stream.close()
             return
@@ -172,7 +172,7 @@ class RelayService:
         task.add_done_callback(self._circuits.discard)
 
     async def _open_stop(self, src: PeerId, dst: PeerId, limit: Limit) -> Stream:
-        conns = [c for c in self.host.connections(dst) if c.transport != "relay"]
+        conns = [c for c in self.host.connections(dst) if not c.relayed]
         if not conns:
             raise DarkSwapError(f"no direct connection to {dst}")
         stream = await self.host.new_stream_on(conns[0], [STOP_PROTOCOL_ID])

@@ -1,10 +1,14 @@
-"""A yamux stream as asyncio sees it: ``read`` / ``write`` / ``close`` / ``reset``.
+"""A libp2p stream as asyncio sees it: ``read`` / ``write`` / ``close`` / ``reset``.
+
+The same class on every muxed connection (yamux and WebRTC data channels, see
+:mod:`.muxer`): the stream buffers what its muxer delivers and waits with timeouts; its
+:class:`~.muxer.StreamPort` moves bytes, flags and credits over the connection.
 
 Reads credit the peer's window only once the application has taken the bytes (receive
 backpressure; the muxer grows a stream's window only while its reader keeps up); writes wait for
-send window and for the transport to drain (send backpressure). Every wait is bounded by the
-connection's I/O timeout. :meth:`Stream.close_read` stops reading: what is buffered and what
-the peer still sends is dropped, never credited.
+the port to take bytes and for the transport to drain (send backpressure). Every wait is bounded
+by the connection's I/O timeout. :meth:`Stream.close_read` stops reading: what is buffered and
+what the peer still sends is dropped, never credited.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ NO_TIMEOUT = math.inf  # for waits whose bound is enforced elsewhere (an idle re
 
 if TYPE_CHECKING:
     from ..identity import PeerId
-    from .connection import Connection
+    from .muxer import MuxedConnection, StreamPort
 
 
 class Stream:
-    def __init__(self, conn: Connection, stream_id: int, *, inbound: bool) -> None:
+    def __init__(self, conn: MuxedConnection, stream_id: int, *, inbound: bool, port: StreamPort) -> None:
         self.conn = conn
+        self.port = port
         self.stream_id = stream_id
         self.inbound = inbound
         self.protocol: str | None = None
@@ -41,25 +46,38 @@ class Stream:
         self._readable = Wakeup()
         self._writable = Wakeup()
 
-    # -- fed by the connection -----------------------------------------------------------
-    def _feed(self, data: bytes) -> None:
+    # -- the muxer side (called by the stream's muxer, not by applications) -----------------
+    def deliver(self, data: bytes) -> None:
+        """Bytes from the peer (dropped once reading is closed)."""
         if data and not self._read_closed:
             self._chunks.append(data)
             self._buffered += len(data)
             self._readable.set()
 
-    def _feed_eof(self) -> None:
+    def deliver_eof(self) -> None:
+        """The peer closed its writing half (or the channel closed): reads end after the buffer."""
         self._eof = True
         self._readable.set()
 
-    def _on_reset(self, error: BaseException | None = None) -> None:
+    def deliver_reset(self, error: BaseException | None = None) -> None:
+        """The stream is gone (reset by the peer, a limit, the connection closed)."""
         self._reset = True
         self._error = error
         self._readable.set()
         self._writable.set()
 
-    def _on_window(self) -> None:
+    def wake_writer(self) -> None:
+        """The port can take bytes again (window credit, buffered amount low)."""
         self._writable.set()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes delivered and not read yet."""
+        return self._buffered
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof
 
     # -- public API --------------------------------------------------------------------
     @property
@@ -121,7 +139,7 @@ class Stream:
                 size += len(nxt)
             chunk = b"".join(parts)
         self._buffered -= len(chunk)
-        self.conn._acknowledge(self.stream_id, len(chunk))
+        self.port.acknowledge(len(chunk))
         return chunk
 
     async def readexactly(self, n: int, *, timeout: float | None = None) -> bytes:
@@ -160,13 +178,13 @@ class Stream:
         total = len(mv)
         while off < total:
             self._writable.clear()
-            n = self.conn._send_data(self.stream_id, mv[off:])
+            n = self.port.send(mv[off:])
             off += n
             if off < total and n == 0:
                 await self._wait(self._writable, timeout, "write")
                 if self._reset:
                     raise StreamReset(f"stream {self.stream_id} was reset") from self._error
-            await self.conn._drain()
+            await self.port.drain()
 
     async def close(self) -> None:
         """Close our writing half (FIN); reading goes on until the peer closes its half."""
@@ -174,8 +192,8 @@ class Stream:
         if self._write_closed or self._reset:
             return
         self._write_closed = True
-        self.conn._close_stream(self.stream_id)
-        await self.conn._drain()
+        self.port.close_write()
+        await self.port.drain()
 
     async def close_read(self) -> None:
         """Stop reading (go's ``CloseRead``; the peer is not told): buffered bytes are dropped and
@@ -188,11 +206,7 @@ class Stream:
         self._chunks.clear()
         self._buffered = 0
         self._readable.set()
-        self._stop_reading()
-
-    def _stop_reading(self) -> None:
-        """Tell the muxer (a data channel stream only drops what arrives, see ``_feed``)."""
-        self.conn._close_read(self.stream_id)
+        self.port.close_read()
 
     async def reset(self) -> None:
         self._uses += 1
@@ -201,7 +215,7 @@ class Stream:
         self._reset = True
         self._readable.set()
         self._writable.set()
-        self.conn._reset_stream(self.stream_id)
+        self.port.reset()
 
     async def _wait(self, event: Wakeup, timeout: float | None, what: str) -> None:
         t = self.conn.config.io_timeout if timeout is None else timeout

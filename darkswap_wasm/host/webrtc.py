@@ -8,7 +8,9 @@ accept an inbound signaling stream. A failed attempt is retried with backoff a b
 times; after that the peers stay on the relayed path (no endless loop).
 
 Runtime-neutral: the peer connection comes from a :class:`~..transports.webrtc_base.WebRTCRuntime`
-(aiortc natively, the browser's objects through ``js_glue`` in a page).
+(aiortc natively, the browser's objects through ``js_glue`` in a page). The connection and its
+streams (the data-channel muxer) are :mod:`.datachannel`; this module is the orchestration:
+when to upgrade, signaling, retries and backoff.
 """
 
 from __future__ import annotations
@@ -16,16 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import (
     ConnectionClosed,
     DarkSwapError,
-    LimitExceeded,
     PeerUnreachable,
-    StreamClosed,
-    StreamReset,
     Timeout,
 )
 from ..identity import PeerId
@@ -33,17 +31,13 @@ from ..policy.backoff import Backoff
 from ..protocols import webrtc as framing
 from ..protocols import webrtc_signaling as sig
 from ..tasks import spawn
-from ..transports.webrtc_base import RTCDataChannel, RTCPeerConnection, WebRTCConfig, WebRTCRuntime
-from ..wire.multiaddr import Multiaddr
-from .connection import ConnectionConfig
+from ..transports.webrtc_base import RTCPeerConnection, WebRTCConfig, WebRTCRuntime
+from . import muxer as contract
+from .datachannel import INIT_LABEL, WebRTCConnection
 from .host import Host
 from .stream import Stream
 
 log = logging.getLogger(__name__)
-
-INIT_LABEL = "init"
-WRITE_STEP = 256 * 1024  # payload bytes framed at a time
-TX_GATHER = 256 * 1024  # payload of consecutive writes gathered before it is framed and sent
 
 
 @dataclass(frozen=True)
@@ -63,317 +57,6 @@ class WebRTCSettings:
     retry_after: float = 30.0  # s after a failed round of attempts before a send tries WebRTC again...
     retry_after_max: float = 600.0  # ...doubling per failed round up to this
     upgrade_wait: float = 10.0  # s create_webrtc_data_channel waits for WebRTC before it returns the relayed path
-
-
-class DataChannelStream(Stream):
-    """A libp2p stream over one data channel (framing by :class:`~..protocols.webrtc.ChannelStream`).
-
-    Writes are gathered: the bytes of consecutive writes are framed and sent together at the end
-    of the event loop's turn (or as soon as :data:`TX_GATHER` bytes wait, or before a flag, a
-    backpressure wait or the close), so that an application writing in small pieces still fills
-    whole 16 KiB messages and the channel gets them in bursts. A write that returned has been
-    taken, not necessarily sent; a failure to send surfaces on the next write or close.
-    """
-
-    def __init__(self, conn: WebRTCConnection, channel: RTCDataChannel, stream_id: int, *, inbound: bool) -> None:
-        super().__init__(conn, stream_id, inbound=inbound)  # type: ignore[arg-type]
-        self.channel = channel
-        self.machine = framing.ChannelStream(conn.settings.channel)
-        self._settings = conn.settings
-        self._timer: asyncio.TimerHandle | None = None
-        self._tx: list[bytes] = []  # gathered payload, not framed yet
-        self._tx_bytes = 0
-        self._tx_scheduled = False
-        self._tx_error: DarkSwapError | None = None
-        channel.set_buffered_amount_low_threshold(conn.settings.send_high_water // 2)
-        channel.on_message = self._on_message
-        channel.on_close = self._on_channel_close
-        channel.on_buffered_amount_low = self._writable.set
-
-    # -- channel events ---------------------------------------------------------------------
-    def _on_message(self, data: bytes) -> None:
-        try:
-            events = self.machine.receive_message(data)
-        except DarkSwapError as exc:
-            log.debug("bad message on data channel %s: %s", self.stream_id, exc)
-            events = []
-            self._send_raw(self.machine.outgoing())
-            self._on_reset(exc)
-        self._send_raw(self.machine.outgoing())
-        self._apply(events)
-        if self._buffered > self._settings.max_receive_buffer:
-            self._on_reset(LimitExceeded("data channel receive buffer full"))
-            self._send_raw(self.machine.reset())
-            self.channel.close()
-
-    def _on_channel_close(self) -> None:
-        self._drop_tx()
-        self._apply(self.machine.channel_closed())
-        self._writable.set()  # aiortc never fires bufferedamountlow after a close: wake writers here
-        if not self._eof:
-            self._feed_eof()
-        self.conn._forget(self)
-
-    def _apply(self, events) -> None:
-        for ev in events:
-            if isinstance(ev, framing.DataReceived):
-                self._feed(ev.data)
-            elif isinstance(ev, framing.RemoteClosedWrite):
-                self._feed_eof()
-            elif isinstance(ev, framing.StreamResetByPeer):
-                self._on_reset(StreamReset("reset by peer"))
-            elif isinstance(ev, framing.RemoteStoppedReading):
-                self._writable.set()
-            elif isinstance(ev, framing.StreamClosedFully):
-                self.channel.close()
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        deadline = self.machine.next_deadline()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._apply(self.machine.handle_timeout(time.monotonic()))
-        if self.machine.is_closed and self.channel.ready_state == "open":
-            self.channel.close()
-
-    def _send_raw(self, messages: list[bytes]) -> None:
-        """Send flag messages (and whatever data is gathered first, so that order holds)."""
-        if not messages:
-            return
-        self._flush_tx()
-        if self.channel.ready_state != "open":
-            return
-        for m in messages:
-            self.channel.send(m)
-
-    # -- gathered writes ---------------------------------------------------------------------
-    def _gather(self, chunk: memoryview) -> None:
-        self._tx.append(bytes(chunk))  # a copy: the caller may reuse its buffer once write returns
-        self._tx_bytes += len(chunk)
-        if self._tx_bytes >= TX_GATHER:
-            self._flush_tx()
-        elif not self._tx_scheduled:
-            self._tx_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_tx)
-
-    def _flush_tx(self) -> None:
-        self._tx_scheduled = False
-        if not self._tx:
-            return
-        data = self._tx[0] if len(self._tx) == 1 else b"".join(self._tx)
-        self._drop_tx()
-        if self._reset or self.channel.ready_state != "open":
-            return  # the channel is gone: the next write or close says so
-        try:
-            send_packed = getattr(self.channel, "send_packed", None)
-            if send_packed is not None:  # one buffer across the runtime boundary
-                send_packed(*self.machine.send_packed(data))
-            else:
-                for m in self.machine.send(data):
-                    self.channel.send(m)
-        except DarkSwapError as exc:  # the peer stopped reading, the channel failed under us
-            log.debug("data channel stream %s: gathered data not sent: %s", self.stream_id, exc)
-            self._tx_error = exc
-        except Exception as exc:  # a runtime adapter broke its contract: say so, and lose nothing silently
-            log.exception("data channel stream %s: sending failed", self.stream_id)
-            self._tx_error = ConnectionClosed(f"data channel send failed: {exc!r}")
-
-    def _drop_tx(self) -> None:
-        self._tx.clear()
-        self._tx_bytes = 0
-
-    def _check_writable(self) -> None:
-        if self._reset:
-            raise StreamReset(f"data channel stream {self.stream_id} was reset") from self._error
-        if self._tx_error is not None:
-            raise self._tx_error
-        if self._write_closed:
-            raise StreamClosed(f"data channel stream {self.stream_id} is closed for writing")
-        if self.channel.ready_state != "open":
-            raise ConnectionClosed("data channel closed")
-        if not self.machine.can_send:
-            self.machine.send(b"")  # raises why (STOP_SENDING from the peer, ...)
-
-    # -- Stream API --------------------------------------------------------------------------
-    async def write(self, data: bytes, *, timeout: float | None = None) -> None:
-        self._uses += 1
-        self._check_writable()
-        mv = memoryview(data).cast("B")
-        high = self._settings.send_high_water
-        for off in range(0, len(mv), WRITE_STEP):
-            while self.channel.buffered_amount + self._tx_bytes > high:
-                if self._tx:
-                    self._flush_tx()
-                    continue
-                self._writable.clear()
-                if self.channel.ready_state != "open":
-                    break
-                await self._wait(self._writable, timeout, "write")
-            self._check_writable()
-            self._gather(mv[off : off + WRITE_STEP])
-
-    async def close(self) -> None:
-        self._uses += 1
-        if self._write_closed or self._reset:
-            return
-        self._write_closed = True
-        self._flush_tx()  # gathered data goes before the FIN (after it the machine refuses data)
-        self._send_raw(self.machine.close_write(time.monotonic()))
-        self._arm_timer()
-        if self.machine.is_closed:
-            self.channel.close()
-
-    def _stop_reading(self) -> None:
-        """Stream.close_read: later data is dropped as it arrives (nothing on the wire)."""
-
-    async def reset(self) -> None:
-        self._uses += 1
-        if self._reset:
-            return
-        self._reset = True
-        self._drop_tx()
-        self._readable.set()
-        self._writable.set()
-        self._send_raw(self.machine.reset())
-        self.channel.close()
-        self.conn._forget(self)
-
-
-class WebRTCConnection:
-    """A direct WebRTC connection to one peer; streams are data channels."""
-
-    transport = "webrtc"
-
-    def __init__(
-        self,
-        pc: RTCPeerConnection,
-        *,
-        remote_peer: PeerId,
-        remote_addr: Multiaddr,
-        settings: WebRTCSettings,
-        config: ConnectionConfig,
-        is_initiator: bool,
-        on_stream: Callable[[Stream], None],
-        on_closed: Callable[[WebRTCConnection], None],
-    ) -> None:
-        self.pc = pc
-        self.remote_peer = remote_peer
-        self.remote_addr = remote_addr
-        self.settings = settings
-        self.config = config
-        self.is_initiator = is_initiator
-        self.opened_at = time.time()
-        self._on_stream = on_stream
-        self._on_closed = on_closed
-        self._streams: dict[int, DataChannelStream] = {}
-        self._next_id = 0
-        self._closed = False
-        self._accepting = False
-        self._early: list[RTCDataChannel] = []
-        self.connected = asyncio.Event()
-        self._closer: asyncio.Future | None = None
-        self._disconnected_timer: asyncio.TimerHandle | None = None
-        pc.on_data_channel = self._on_data_channel
-        pc.on_connection_state_change = self._on_state
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def start_accepting(self) -> None:
-        """Hand inbound channels to the host from now on (once the connection is registered)."""
-        self._accepting = True
-        early, self._early = self._early, []
-        for ch in early:
-            self._accept(ch)
-
-    def _on_state(self, state: str) -> None:
-        if self._disconnected_timer is not None:
-            self._disconnected_timer.cancel()
-            self._disconnected_timer = None
-        if state == "connected":
-            self.connected.set()
-        elif state == "disconnected" and not self._closed:
-            # browsers may sit in "disconnected" for good when the peer vanished: give ICE a
-            # grace period to recover, then treat the connection as dead
-            self._disconnected_timer = asyncio.get_running_loop().call_later(
-                self.settings.disconnected_grace, self._on_state, "failed"
-            )
-        elif state in ("failed", "closed") and self._closer is None:
-            closing = self.close(ConnectionClosed(f"WebRTC connection {state}"))
-            self._closer = spawn(closing, "closing a WebRTC connection")
-
-    def _on_data_channel(self, channel: RTCDataChannel) -> None:
-        if channel.label == INIT_LABEL:
-            # the dialer's channel that only makes the offer carry a data section: not a stream
-            if channel.ready_state == "open":
-                channel.close()
-            else:
-                channel.on_open = channel.close
-            return
-        if not self._accepting:
-            self._early.append(channel)
-            return
-        self._accept(channel)
-
-    def _accept(self, channel: RTCDataChannel) -> None:
-        self._next_id += 1
-        stream = DataChannelStream(self, channel, self._next_id, inbound=True)
-        self._streams[stream.stream_id] = stream
-        self._on_stream(stream)
-
-    def _forget(self, stream: DataChannelStream) -> None:
-        self._streams.pop(stream.stream_id, None)
-
-    def _acknowledge(self, stream_id: int, n: int) -> None:
-        """Data channels have their own (SCTP) flow control: nothing to credit."""
-
-    async def open_stream(self) -> Stream:
-        if self._closed:
-            raise ConnectionClosed("WebRTC connection closed")
-        channel = self.pc.create_data_channel("")
-        # the stream takes the channel's events at once: the peer may answer as soon as it opens
-        self._next_id += 1
-        stream = DataChannelStream(self, channel, self._next_id, inbound=False)
-        opened = asyncio.Event()
-        on_close = channel.on_close
-
-        def closed() -> None:
-            opened.set()
-            if on_close is not None:
-                on_close()
-
-        channel.on_open = opened.set
-        channel.on_close = closed
-        try:
-            await asyncio.wait_for(opened.wait(), self.settings.channel_open_timeout)
-        except TimeoutError:
-            channel.close()
-            raise Timeout("data channel did not open in time") from None
-        if channel.ready_state != "open":
-            raise ConnectionClosed("data channel closed before it opened")
-        self._streams[stream.stream_id] = stream
-        return stream
-
-    async def close(self, reason: BaseException | None = None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        for s in list(self._streams.values()):
-            s._on_reset(reason or ConnectionClosed("WebRTC connection closed"))
-        self._streams.clear()
-        await self.pc.close()
-        self._on_closed(self)
-
-    def __repr__(self) -> str:
-        return f"<WebRTCConnection {self.remote_peer}>"
 
 
 class WebRTCService:
@@ -396,7 +79,7 @@ class WebRTCService:
         if sig.PROTOCOL_ID not in info.protocols or self.webrtc_connection(peer) is not None:
             return
         conns = self.host.connections(peer)
-        if not conns or conns[0].transport != "relay" or not getattr(conns[0], "is_initiator", False):
+        if not conns or not conns[0].relayed or not conns[0].is_initiator:
             return
         self.upgrade_in_background(peer)
 
@@ -471,7 +154,7 @@ class WebRTCService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def webrtc_connection(self, peer: PeerId) -> WebRTCConnection | None:
-        return next((c for c in self.host.connections(peer) if c.transport == "webrtc"), None)
+        return next((c for c in self.host.connections(peer) if c.transport == contract.WEBRTC), None)
 
     async def upgrade(self, peer: PeerId | str) -> WebRTCConnection | None:
         """A direct WebRTC connection to ``peer`` (dialing through any existing connection,
@@ -484,7 +167,8 @@ class WebRTCService:
         return await asyncio.shield(self._attempt(peer))
 
     def _at_budget(self) -> bool:
-        return sum(1 for c in self.host.connections() if c.transport == "webrtc") >= self.settings.max_connections
+        live = sum(1 for c in self.host.connections() if c.transport == contract.WEBRTC)
+        return live >= self.settings.max_connections
 
     async def _upgrade_with_retries(self, peer: PeerId) -> WebRTCConnection | None:
         if self._at_budget():
@@ -520,6 +204,7 @@ class WebRTCService:
             is_initiator=is_initiator,
             on_stream=self.host.accept_stream,
             on_closed=self.host.connection_closed,
+            pinger=self.host.ping_on,
         )
 
     async def _dial_once(self, via, peer: PeerId) -> WebRTCConnection:

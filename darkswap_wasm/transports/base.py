@@ -19,9 +19,10 @@ class RawConnection(abc.ABC):
     mark. ``read`` returns ``b""`` once the remote closed.
     """
 
-    transport: str  # "tcp" | "ws" | "webrtc" | "relay"
+    transport: str  # "tcp" | "ws" | "relay" (host/muxer.py names the kinds)
     local_addr: Multiaddr | None
     remote_addr: Multiaddr
+    limit = None  # a relay's circuit limit (protocols.circuit_v2.Limit) on a relayed circuit
 
     @abc.abstractmethod
     async def read(self) -> bytes: ...

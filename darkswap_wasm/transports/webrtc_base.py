@@ -49,6 +49,16 @@ class RTCDataChannel(abc.ABC):
         """Queue one binary message; :class:`~darkswap_wasm.errors.ConnectionClosed` when the
         channel cannot take it (not open, its queue full)."""
 
+    def send_packed(self, buf: bytes, sizes: list[int]) -> None:
+        """Send ``len(sizes)`` messages laid out back to back in ``buf`` (the framing machine's
+        ``send_packed``). The default sends them one by one; an adapter whose ``send`` crosses a
+        runtime boundary overrides it to hand the buffer over once."""
+        view = memoryview(buf)
+        pos = 0
+        for n in sizes:
+            self.send(view[pos : pos + n])
+            pos += n
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -1,4 +1,4 @@
-"""host/webrtc.py DataChannelStream over a pair of in-process data channels (no WebRTC stack):
+"""host/datachannel.py streams over a pair of in-process data channels (no WebRTC stack):
 gathered writes, their order against flags, backpressure and failures.
 
 The channels are plain Python objects implementing transports/webrtc_base.RTCDataChannel: what
@@ -14,7 +14,9 @@ import pytest
 
 from darkswap_wasm.errors import ConnectionClosed, StreamClosed, StreamReset, Timeout
 from darkswap_wasm.host.connection import ConnectionConfig
-from darkswap_wasm.host.webrtc import TX_GATHER, DataChannelStream, WebRTCSettings
+from darkswap_wasm.host.datachannel import TX_GATHER, channel_stream
+from darkswap_wasm.host.stream import Stream
+from darkswap_wasm.host.webrtc import WebRTCSettings
 from darkswap_wasm.protocols import webrtc as framing
 from darkswap_wasm.transports.webrtc_base import RTCDataChannel
 
@@ -67,7 +69,7 @@ class LoopChannel(RTCDataChannel):
         self.threshold = n
 
 
-def pair(settings: WebRTCSettings | None = None) -> tuple[DataChannelStream, DataChannelStream]:
+def pair(settings: WebRTCSettings | None = None) -> tuple[Stream, Stream]:
     settings = settings or WebRTCSettings()
     a_ch, b_ch = LoopChannel("s"), LoopChannel("s")
     a_ch.peer, b_ch.peer = b_ch, a_ch
@@ -79,16 +81,15 @@ def pair(settings: WebRTCSettings | None = None) -> tuple[DataChannelStream, Dat
             closed=False,
             remote_peer=None,
             _forget=lambda s: None,
-            _acknowledge=lambda sid, n: None,
         )
 
     return (
-        DataChannelStream(conn(), a_ch, 1, inbound=False),  # type: ignore[arg-type]
-        DataChannelStream(conn(), b_ch, 1, inbound=True),  # type: ignore[arg-type]
+        channel_stream(conn(), a_ch, 1, inbound=False),  # type: ignore[arg-type]
+        channel_stream(conn(), b_ch, 1, inbound=True),  # type: ignore[arg-type]
     )
 
 
-async def read_all(s: DataChannelStream) -> bytes:
+async def read_all(s: Stream) -> bytes:
     parts = []
     while d := await s.read(timeout=5):
         parts.append(d)
@@ -109,14 +110,14 @@ async def test_small_writes_fill_whole_messages_and_the_fin_comes_after_them() -
     data = pattern(100 * 1000)
     for off in range(0, len(data), 1000):  # 100 writes of 1000 B, all in one turn of the loop
         await a.write(data[off : off + 1000])
-    assert a.channel.sent == []  # gathered until the end of the turn (under TX_GATHER)
+    assert a.port.channel.sent == []  # gathered until the end of the turn (under TX_GATHER)
     await asyncio.sleep(0)
     n_data = -(-len(data) // framing.MAX_PAYLOAD_SIZE)
-    assert len(a.channel.sent) == n_data  # 7 full-size messages, not 100 small ones
+    assert len(a.port.channel.sent) == n_data  # 7 full-size messages, not 100 small ones
     await a.write(b"tail")
     await a.close()  # flushes "tail" first: after the FIN the machine would refuse it
     assert await read_all(b) == data + b"tail"
-    msgs = decoded(a.channel.sent)
+    msgs = decoded(a.port.channel.sent)
     assert [m.flag for m in msgs] == [None] * (n_data + 1) + [framing.Flag.FIN]
 
 
@@ -126,7 +127,7 @@ async def test_a_large_write_goes_at_once_in_gathered_steps() -> None:
     data = pattern(3 * TX_GATHER + 5)
     reader = asyncio.ensure_future(read_all(b))
     await a.write(data)
-    sent_at_return = sum(len(m) for m in a.channel.sent)
+    sent_at_return = sum(len(m) for m in a.port.channel.sent)
     assert sent_at_return >= 3 * TX_GATHER  # whole TX_GATHER steps are not held back
     await a.close()
     assert await reader == data
@@ -136,16 +137,16 @@ async def test_a_large_write_goes_at_once_in_gathered_steps() -> None:
 async def test_backpressure_waits_for_buffered_amount_low_and_times_out() -> None:
     settings = WebRTCSettings(send_high_water=64 * 1024)
     a, b = pair(settings)
-    a.channel.buffered = 200 * 1024  # the browser holds more than the high-water mark
+    a.port.channel.buffered = 200 * 1024  # the browser holds more than the high-water mark
     w = asyncio.ensure_future(a.write(pattern(1000)))
     await asyncio.sleep(0.05)
-    assert not w.done() and a.channel.sent == []
-    a.channel.buffered = 0
-    a.channel.on_buffered_amount_low()
+    assert not w.done() and a.port.channel.sent == []
+    a.port.channel.buffered = 0
+    a.port.channel.on_buffered_amount_low()
     await w
     await asyncio.sleep(0)
-    assert len(a.channel.sent) == 1
-    a.channel.buffered = 200 * 1024
+    assert len(a.port.channel.sent) == 1
+    a.port.channel.buffered = 200 * 1024
     with pytest.raises(Timeout):
         await a.write(b"x", timeout=0.05)
 
@@ -154,7 +155,7 @@ async def test_backpressure_waits_for_buffered_amount_low_and_times_out() -> Non
 async def test_a_failed_deferred_send_surfaces_on_the_next_write_and_close_still_works() -> None:
     a, b = pair()
     await a.write(b"lost")
-    a.channel.fail = ConnectionClosed("data channel send failed: the channel broke")
+    a.port.channel.fail = ConnectionClosed("data channel send failed: the channel broke")
     await asyncio.sleep(0)  # the gathered write fails at the end of the turn
     with pytest.raises(ConnectionClosed, match="the channel broke"):
         await a.write(b"more")
@@ -164,7 +165,7 @@ async def test_a_failed_deferred_send_surfaces_on_the_next_write_and_close_still
 async def test_an_adapter_that_raises_something_else_still_fails_the_next_write() -> None:
     a, b = pair()
     await a.write(b"lost")
-    a.channel.fail = RuntimeError("adapter bug")  # not the ConnectionClosed the interface promises
+    a.port.channel.fail = RuntimeError("adapter bug")  # not the ConnectionClosed the interface promises
     await asyncio.sleep(0)
     with pytest.raises(ConnectionClosed, match="adapter bug"):
         await a.write(b"more")
@@ -175,7 +176,7 @@ async def test_reset_drops_gathered_data_and_stop_sending_refuses_writes() -> No
     a, b = pair()
     await a.write(b"never sent")
     await a.reset()
-    assert decoded(a.channel.sent) == [framing.ChannelMessage(framing.Flag.RESET_STREAM, None)]
+    assert decoded(a.port.channel.sent) == [framing.ChannelMessage(framing.Flag.RESET_STREAM, None)]
     with pytest.raises(StreamReset):
         await b.read(timeout=5)
     with pytest.raises(StreamReset):
@@ -184,7 +185,7 @@ async def test_reset_drops_gathered_data_and_stop_sending_refuses_writes() -> No
     c, d = pair()
     await c.write(b"first")
     await asyncio.sleep(0)
-    d._send_raw(d.machine.close_read())  # d: STOP_SENDING
+    d.port._send_raw(d.port.machine.close_read())  # d: STOP_SENDING
     await asyncio.sleep(0.01)
     with pytest.raises(StreamClosed, match="STOP_SENDING"):
         await c.write(b"second")
