@@ -39,8 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import __version__
-from ..errors import ConfigError, DarkSwapError, InvalidArgument, Timeout
+from .. import __version__, events
+from ..errors import ConfigError, DarkSwapError, InvalidArgument, Timeout, UsageError
 from ..identity import Identity, PeerId
 from ..tasks import spawn
 from ..wire.multiaddr import Multiaddr
@@ -175,6 +175,8 @@ class JsDarkSwap:
         return self._bridge.to_js_object({"ok": True, "value": value})
 
     def _emit(self, event: str, *args: Any) -> None:
+        if event not in events.JS_EVENTS:
+            raise UsageError(f"not a page event: {event!r}")
         if self._closed and event != "close":
             return
         try:

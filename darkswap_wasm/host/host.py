@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from .. import __version__
+from .. import __version__, events
 from ..errors import (
     ConfigError,
     DarkSwapError,
@@ -29,6 +29,7 @@ from ..errors import (
     ProtocolError,
     ResourceLimitExceeded,
     Timeout,
+    UsageError,
 )
 from ..identity import Identity, PeerId
 from ..policy.conn_limits import ConnectionLimits, ConnLimitsConfig, IdleTimer
@@ -102,6 +103,11 @@ class _ConnState:
         self.prune_at = max(16, 2 * len(self.streams))
 
 
+def _known(event: str) -> None:
+    if event not in events.HOST_EVENTS:
+        raise UsageError(f"unknown host event {event!r}; one of {', '.join(sorted(events.HOST_EVENTS))}")
+
+
 class Host:
     def __init__(self, identity: Identity, transports: Iterable[Transport], config: HostConfig) -> None:
         self.identity = identity
@@ -134,12 +140,15 @@ class Host:
     def on(self, event: str, callback: Callable) -> None:
         """Subscribe to a host event: ``peer:connect`` / ``peer:disconnect`` / ``peer:identify``,
         ``connection:open`` / ``connection:close``, and those of the services (``relay:*``,
-        ``peer:unreachable``)."""
+        ``peer:unreachable``); :data:`~darkswap_wasm.events.HOST_EVENTS` lists them all, and any
+        other name is a :class:`UsageError` (a misspelt event would never fire)."""
+        _known(event)
         self._listeners_cb.setdefault(event, []).append(callback)
 
     def emit(self, event: str, *args) -> None:
         """Tell every listener of ``event``; a failing callback is logged, the others still run.
         Services built on the host (relay client, monitor, rendezvous) emit their events here."""
+        _known(event)
         for cb in self._listeners_cb.get(event, ()):
             try:
                 cb(*args)
