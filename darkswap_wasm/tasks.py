@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import DarkSwapError
 
-__all__ = ["spawn"]
+__all__ = ["TaskSet", "spawn"]
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +39,35 @@ def _report(task: asyncio.Task, what: str) -> None:
         log.debug("%s ended: %r", what, exc)
     else:
         log.error("%s failed", what, exc_info=exc)
+
+
+class TaskSet:
+    """Spawned tasks a component owns: each one is tracked until it ends (so none is lost to
+    garbage collection or outlives its owner) and :meth:`close` cancels and awaits them all."""
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task:
+        task = spawn(coro, what)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def close(self) -> None:
+        """Cancel every task and wait for them to end (their errors were logged by spawn)."""
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

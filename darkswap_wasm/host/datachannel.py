@@ -36,6 +36,7 @@ from ..tasks import spawn
 from ..transports.webrtc_base import RTCDataChannel, RTCPeerConnection
 from ..wire.multiaddr import Multiaddr
 from . import muxer as contract
+from .driver import Driver
 from .stream import Stream
 from .wakeup import Wakeup
 
@@ -60,7 +61,13 @@ class _ChannelPort:
         self.machine = framing.ChannelStream(conn.settings.channel)
         self.stream = Stream(conn, stream_id, inbound=inbound, port=self)
         self._settings = conn.settings
-        self._timer: asyncio.TimerHandle | None = None
+        self._driver = Driver(  # the framing machine's one timer (the FIN_ACK wait)
+            next_deadline=self.machine.next_deadline,
+            handle_timeout=self._timeout,
+            after=_nothing,  # the port sends as it goes
+            on_error=self.stream.deliver_reset,
+            what=f"data channel stream {stream_id}",
+        )
         self._tx: list[bytes] = []  # gathered payload, not framed yet
         self._tx_bytes = 0
         self._tx_scheduled = False
@@ -106,20 +113,10 @@ class _ChannelPort:
                 self.stream.wake_writer()
             elif isinstance(ev, framing.StreamClosedFully):
                 self.channel.close()
-        self._arm_timer()
+        self._driver.rearm()
 
-    def _arm_timer(self) -> None:
-        deadline = self.machine.next_deadline()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(0.0, deadline - time.monotonic()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._apply(self.machine.handle_timeout(time.monotonic()))
+    def _timeout(self, now: float) -> None:
+        self._apply(self.machine.handle_timeout(now))
         if self.machine.is_closed and self.channel.ready_state == "open":
             self.channel.close()
 
@@ -194,7 +191,7 @@ class _ChannelPort:
     def close_write(self) -> None:
         self._flush_tx()  # gathered data goes before the FIN (after it the machine refuses data)
         self._send_raw(self.machine.close_write(time.monotonic()))
-        self._arm_timer()
+        self._driver.rearm()
         if self.machine.is_closed:
             self.channel.close()
 
@@ -206,6 +203,10 @@ class _ChannelPort:
         self._send_raw(self.machine.reset())
         self.channel.close()
         self.conn._forget(self.stream)
+
+
+def _nothing() -> None:
+    pass
 
 
 def channel_stream(conn: WebRTCConnection, channel: RTCDataChannel, stream_id: int, *, inbound: bool) -> Stream:

@@ -28,10 +28,12 @@ from ..identity import PeerId
 from ..policy.backoff import Backoff
 from ..protocols import darkswap_msg as dm
 from ..tasks import spawn
+from .driver import Driver
 from .host import Host
 from .muxer import rank
 from .ratelog import RefusalLog
 from .stream import NO_TIMEOUT, Stream
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 refusals = RefusalLog(log, level=logging.INFO)  # inboxes at their budget (the sender waits)
@@ -50,26 +52,43 @@ class _Peer:
         self.inbox_bytes = 0
         self.waiting = 0  # send/receive calls using this peer's state right now
         self.receivers = 0  # receive calls waiting for this peer's next message
-        self.readable = asyncio.Event()
-        self.inbox_space = asyncio.Event()
+        self.readable = Wakeup()
+        self.inbox_space = Wakeup()
         self.inbox_space.set()
-        self.space = asyncio.Event()
+        self.space = Wakeup()
         self.acked_seq = 0  # API seqs: ``seq_base`` + the current session's own
         self.seq_base = 0  # the last seq a replaced (failed) session handed out
         self.undelivered: deque[tuple[int, int, DarkSwapError]] = deque()  # (first, last, why), newest last
         self.forgotten_through = 0  # lost ranges older than the last UNDELIVERED_KEPT end here
-        self.acked = asyncio.Event()
+        self.acked = Wakeup()
         self.failed: DarkSwapError | None = None
-        self.flush_scheduled = False
         self.drop_timer: asyncio.TimerHandle | None = None  # forget this state if the peer stays gone
         self.reader: asyncio.Task | None = None
-        self.timer: asyncio.Task | None = None
         self.redial: asyncio.Task | None = None
-        self.wakeup = asyncio.Event()
         self.write_lock = asyncio.Lock()
-        self.timer = spawn(self._timer_loop(), f"messaging timer for {peer}")
+        # the session's one timer (acks, batching, give-up) and coalesced flushes: no polling
+        self.driver = Driver(
+            next_deadline=lambda: self.session.next_deadline(),
+            handle_timeout=lambda now: self.session.handle_timeout(now),
+            flush=lambda now: self.session.flush(now),
+            after=self._after_input,
+            on_error=self._driver_failed,
+            what=f"messaging with {peer}",
+        )
 
     # -- I/O -------------------------------------------------------------------------------
+    def _after_input(self) -> None:
+        self.dispatch()
+        self.write_out()
+
+    def _driver_failed(self, exc: Exception) -> None:
+        """A bug, not the peer: without the driver no ack or resend goes out, so end the session
+        with the reason instead of letting senders wait forever."""
+        self.failed = dm.SessionClosed(f"the messaging session driver failed: {exc!r}")
+        self.space.set()
+        self.readable.set()
+        self.acked.set()
+
     def write_out(self) -> None:
         data = self.session.data_to_send()
         if data and self.stream is not None and not self.stream.is_reset:
@@ -107,7 +126,6 @@ class _Peer:
                 self.failed = dm.SessionClosed("the session ended")
                 self.space.set()
                 self.readable.set()
-        self.wakeup.set()
 
     def renew(self) -> None:
         """The session failed (gave up after ``give_up_after`` without a path, or the peer broke
@@ -133,8 +151,7 @@ class _Peer:
         self.session = dm.MessageSession(self.service.config, now=time.monotonic())
         self.failed = None
         self.ever_attached = False  # first contact again: a send dials, and fails fast if it cannot
-        if self.timer is None or self.timer.done():
-            self.timer = spawn(self._timer_loop(), f"messaging timer for {self.peer}")
+        self.driver.rearm()
 
     def not_delivered(self, seq: int) -> DarkSwapError | None:
         """Why message ``seq`` will never be acknowledged (a replaced session lost it), or None."""
@@ -166,7 +183,7 @@ class _Peer:
         self.stream = stream
         self.ever_attached = True
         self.session.attach(time.monotonic())
-        self.write_out()
+        self.driver.step()
         self.reader = spawn(self._read_loop(stream), f"messaging reader for {self.peer}")
 
     def lost(self, stream: Stream) -> None:
@@ -174,7 +191,7 @@ class _Peer:
             return
         self.stream = None
         self.session.detach(time.monotonic())
-        self.dispatch()
+        self.driver.step()
         self.ensure_attached()
 
     def ensure_attached(self) -> None:
@@ -220,75 +237,32 @@ class _Peer:
                     if not data:
                         break
                     self.session.receive_data(data, time.monotonic(), service.inbox_room(self))
-                self.dispatch()
-                self.write_out()
+                self.driver.step()
         except asyncio.CancelledError:
             return
         except DarkSwapError as exc:
             log.debug("messaging stream with %s broke: %s", self.peer, exc)
-            self.dispatch()
-            self.write_out()
+            self.driver.step()
         self.lost(stream)
-
-    async def _timer_loop(self) -> None:
-        try:
-            while True:
-                deadline = self.session.next_deadline()
-                self.wakeup.clear()
-                delay = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), delay)
-                except TimeoutError:
-                    pass
-                self.session.handle_timeout(time.monotonic())
-                self.dispatch()
-                self.write_out()
-                if self.failed is not None and not self.session.data_to_send():
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug, not the peer: without this task no ack or resend goes out,
-            # so end the session with the reason instead of letting senders wait forever
-            log.exception("messaging with %s: the session timer failed", self.peer)
-            self.failed = dm.SessionClosed(f"the messaging session timer failed: {exc!r}")
-            self.space.set()
-            self.readable.set()
-            self.acked.set()
-
-    def schedule_flush(self) -> None:
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self.flush_scheduled = False
-        self.drop_timer: asyncio.TimerHandle | None = None  # forget this state if the peer stays gone
-        self.session.flush(time.monotonic())
-        self.dispatch()
-        self.write_out()
 
     async def close(self, grace: float) -> None:
         """Close the session: a graceful CLOSE while connected (at most ``grace`` seconds to get
         what is queued acknowledged), then wake every waiter with a clear error."""
         if self.failed is None and self.stream is not None and self.session.is_connected:
             self.session.close(time.monotonic())
-            self.dispatch()
-            self.write_out()
+            self.driver.step()
             deadline = time.monotonic() + grace
             while self.failed is None and (self.session.unacked_count or self.session.queued_count):
                 self.acked.clear()
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self.acked.wait(), remaining)
-                except TimeoutError:
+                if remaining <= 0 or not await self.acked.wait(remaining):
                     break
         if self.failed is None:
             self.failed = dm.SessionClosed("the messaging session was closed")
         for ev in (self.space, self.readable, self.acked, self.inbox_space):
             ev.set()
-        for t in (self.reader, self.timer, self.redial):
+        self.driver.close()
+        for t in (self.reader, self.redial):
             if t is not None:
                 t.cancel()
         if self.stream is not None:
@@ -356,9 +330,9 @@ class MessagingService:
         del self._peers[peer]
         p.drop_timer = None
         self._blocked.discard(p)
-        for t in (p.reader, p.timer):
-            if t is not None:
-                t.cancel()
+        p.driver.close()
+        if p.reader is not None:
+            p.reader.cancel()
 
     def _peer(self, peer: PeerId) -> _Peer:
         p = self._peers.get(peer)
@@ -444,18 +418,14 @@ class MessagingService:
                 break
             except dm.BufferFull:
                 p.space.clear()
-                p.schedule_flush()
+                p.driver.soon()
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise Timeout("send buffer stayed full") from None
-                try:
-                    await asyncio.wait_for(p.space.wait(), remaining)
-                except TimeoutError:
+                if remaining <= 0 or not await p.space.wait(remaining):
                     raise Timeout("send buffer stayed full") from None
                 if p.failed is not None:
                     raise p.failed from None
         p.dispatch()
-        p.schedule_flush()
+        p.driver.soon()
         p.ensure_attached()
         return p.seq_base + seq
 
@@ -487,10 +457,8 @@ class MessagingService:
                 if p.failed is not None:
                     raise p.failed  # it failed while we waited: say why
                 p.readable.clear()
-                try:
-                    await asyncio.wait_for(p.readable.wait(), timeout)
-                except TimeoutError:
-                    raise Timeout(f"no message from {peer} within {timeout:g}s") from None
+                if not await p.readable.wait(timeout):
+                    raise Timeout(f"no message from {peer} within {timeout:g}s")
         finally:
             p.waiting -= 1
             p.receivers -= 1
@@ -514,10 +482,7 @@ class MessagingService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Timeout(f"messages up to {seq} not acknowledged within {timeout:g}s")
-            try:
-                await asyncio.wait_for(p.acked.wait(), remaining)
-            except TimeoutError:
-                continue
+            await p.acked.wait(remaining)
 
     def session(self, peer: PeerId | str) -> dm.MessageSession | None:
         p = self._peers.get(PeerId.coerce(peer))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 
 import pytest
 
@@ -189,13 +190,41 @@ async def test_a_failing_session_timer_ends_the_session_with_the_reason_instead_
             raise RuntimeError("boom")
 
         p.session.handle_timeout = boom
-        p.wakeup.set()
-        with pytest.raises(SessionClosed, match="timer failed: RuntimeError"):
+        p.session.next_deadline = lambda: 0.0  # due now: the driver's one timer fires
+        p.driver.rearm()
+        with pytest.raises(SessionClosed, match="driver failed: RuntimeError"):
             await b.receive_message(a.local_peer_id(), timeout=5)  # waiting when it failed: told why
-        # a call after that starts a new session (with a timer of its own), which delivers
+        # a call after that starts a new session (driven by the same driver), which delivers
         seq = await b.send_message(a.local_peer_id(), b"x")
         assert await a.receive_message(b.local_peer_id(), timeout=10) == b"x"
         await b.wait_delivered(a.local_peer_id(), seq, timeout=10)
+    finally:
+        await a.close()
+        await b.close()
+
+
+@async_test(timeout=30)
+async def test_an_idle_session_arms_no_timer():
+    """The session's one timer follows its deadline (delayed ack, batch, give-up): once all is
+    acknowledged nothing is armed (the old timer task woke every 5 s per peer for nothing)."""
+    b = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None))
+    a = await Network.create(NetworkConfig(webrtc=None))
+    try:
+        peer = await a.connect(b.listen_addrs()[0])
+        seq = await a.send_message(peer, b"hello")
+        assert await b.receive_message(a.local_peer_id(), timeout=5) == b"hello"
+        await a.wait_delivered(peer, seq, timeout=5)
+        pa = a._messaging._peers[peer]
+        pb = b._messaging._peers[a.local_peer_id()]
+        deadline = time.monotonic() + 5
+        while pa.driver.armed_at is not None or pb.driver.armed_at is not None:
+            assert time.monotonic() < deadline, (pa.driver.armed_at, pb.driver.armed_at)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert pa.driver.armed_at is None and pb.driver.armed_at is None
+        seq = await a.send_message(peer, b"again")  # and it still works after
+        assert await b.receive_message(a.local_peer_id(), timeout=5) == b"again"
+        await a.wait_delivered(peer, seq, timeout=5)
     finally:
         await a.close()
         await b.close()
