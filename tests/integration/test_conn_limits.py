@@ -368,7 +368,7 @@ async def test_1024_authenticated_connections_of_one_peer_id_are_bounded_per_pee
               f"{reserve_during:.2f} s")
         assert opened == count  # each one got in (the peer's oldest idle one made room) ...
         assert alive <= 8  # ... and the relay holds at most the per-peer limit (main: all 1,024)
-        assert await conns[-1].ping_muxer(5) >= 0  # the newest one works
+        assert await conns[-1].ping(5) >= 0  # the newest one works
         took = await honest_peers_work(relay.addr())
         assert took < 10.0
     finally:
