@@ -23,6 +23,7 @@ from ..identity import Identity
 from ..policy.conn_limits import ConnLimitsConfig
 from ..protocols.circuit_v2 import RelayConfig
 from ..protocols.rendezvous import RendezvousConfig
+from .tls_args import add_tls_args, tls_transports
 
 log = logging.getLogger("darkswap_wasm.relay")
 DEFAULTS = RelayConfig()
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rendezvous-max-registrations", type=int, default=RDV_DEFAULTS.max_registrations,
                    metavar="N", help="registrations held in total")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_tls_args(p)
     add_print_peer_id(p)
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
     return p
@@ -127,6 +129,7 @@ async def run(args: argparse.Namespace) -> int:
         NetworkConfig(
             identity=identity,
             listen_addrs=listen,
+            transports=tls_transports(args),  # None: the defaults
             host=HostConfig(max_connections=max_connections, limits=limits,
                             idle_timeout=args.idle_timeout or None),
             # a relay carries circuits: it neither trades (no /darkswap/msg inbox for strangers
