@@ -10,15 +10,18 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, DarkSwapError, Timeout
 from ..host.connection import Connection
+from ..host.dht import MODES as DHT_MODES
+from ..host.dht import DhtConfig, DhtService
 from ..host.host import Host, HostConfig, StreamHandler
 from ..host.messaging import MessagingService
 from ..host.monitor import ConnectionMonitor, MonitorConfig, Reconnector
 from ..host.muxer import WEBRTC
 from ..host.relay_client import RelayTransport, ReservationInfo, ReservationManager
+from ..host.relay_discovery import RelayInfo, RelayManager, RelayManagerConfig
 from ..host.rendezvous import DiscoveredPeer, RendezvousClient
 from ..host.stream import Stream
 from ..host.webrtc import WebRTCService, WebRTCSettings
@@ -44,10 +47,31 @@ class NetworkConfig:
     monitor: MonitorConfig | None = field(default_factory=MonitorConfig)  # None: no heartbeats
     keep_alive: list[str] = field(default_factory=list)  # full multiaddrs of peers to keep connected
     messaging: MessagingConfig | None = field(default_factory=MessagingConfig)  # None: no DarkSwap messaging
+    # relay discovery (issue 13): full multiaddrs (…/p2p/<peer>) of DHT / bootstrap peers
+    bootstrap: list[str] = field(default_factory=list)
+    dht: str | None = None  # "client" (query only) | "server" (also answer, listed in identify) |
+    # None: off, except that bootstrap peers imply "client"
+    relay_reservations: int = 2  # relays to hold reservations on (chosen by RTT, load, failures)
+    relay_manager: RelayManagerConfig = field(default_factory=RelayManagerConfig)  # re-evaluation
+    # period, probe timeout, selection policy (its .reservations is relay_reservations)
+    dht_config: DhtConfig | None = None  # Kademlia parameters (DhtConfig(); mode from `dht`)
+    dht_provide: list[bytes] = field(default_factory=list)  # keys we provide (the relay CLI: relay_key())
 
     def __post_init__(self) -> None:
-        for a in [*self.listen_addrs, *self.relays]:
+        for a in [*self.listen_addrs, *self.relays, *self.bootstrap]:
             Multiaddr(a)  # fail early on a malformed address
+        if self.dht not in (None, *DHT_MODES):
+            raise ConfigError(f"NetworkConfig.dht must be one of {DHT_MODES} or None, not {self.dht!r}")
+        if self.relay_reservations < 0:
+            raise ConfigError("NetworkConfig.relay_reservations must not be negative")
+
+    @property
+    def dht_mode(self) -> str | None:
+        """The DHT mode this config runs: ``dht``, or ``"client"`` when only bootstrap peers
+        are given."""
+        if self.dht is not None:
+            return self.dht
+        return "client" if self.bootstrap else None
 
 
 class WebRTCUnavailable(DarkSwapError):
@@ -93,10 +117,14 @@ class Network:
         config: NetworkConfig,
         reservations: ReservationManager | None,
         webrtc: WebRTCService | None,
+        dht: DhtService | None = None,
+        relay_manager: RelayManager | None = None,
     ) -> None:
         self._host = host
         self.config = config
         self._reservations = reservations
+        self._dht = dht
+        self._relay_manager = relay_manager
         self._webrtc = webrtc
         mon = config.monitor or MonitorConfig()
         self._monitor = ConnectionMonitor(host, mon) if config.monitor is not None else None
@@ -120,6 +148,8 @@ class Network:
         host.add_transport(relay_transport)
         reservations = None
         webrtc = None
+        dht: DhtService | None = None
+        manager: RelayManager | None = None
         unavailable: WebRTCUnavailable | None = None
         try:
             if config.webrtc is not None:
@@ -132,15 +162,29 @@ class Network:
                 else:
                     webrtc = WebRTCService(host, runtime, config.webrtc)
             await host.listen(config.listen_addrs)
-            if config.relays:
-                reservations = ReservationManager(
-                    host, relay_transport, [Multiaddr(a) for a in config.relays], webrtc=webrtc is not None
-                )
+            mode = config.dht_mode
+            if mode is not None:
+                dht_cfg = replace(config.dht_config or DhtConfig(), mode=mode)
+                dht = DhtService(host, dht_cfg, bootstrap=config.bootstrap, provide=config.dht_provide)
+                dht.start()
+            if (config.relays or config.bootstrap or dht is not None) and config.relay_reservations > 0:
+                # the manager chooses which relays to hold; the reservation manager holds them
+                reservations = ReservationManager(host, relay_transport, [], webrtc=webrtc is not None)
                 reservations.start()
+                manager = RelayManager(
+                    host, reservations, replace(config.relay_manager, reservations=config.relay_reservations),
+                    dht=dht, configured=[Multiaddr(a) for a in config.relays], bootstrap=config.bootstrap,
+                    discover=bool(config.bootstrap) or dht is not None,
+                )
+                manager.start()
         except BaseException:
+            if manager is not None:
+                await manager.close()
+            if dht is not None:
+                await dht.close()
             await host.close()
             raise
-        net = cls(host, config, reservations, webrtc)
+        net = cls(host, config, reservations, webrtc, dht, manager)
         net._webrtc_unavailable = str(unavailable) if unavailable is not None else None
         return net
 
@@ -163,6 +207,24 @@ class Network:
     def reservations(self) -> list[ReservationInfo]:
         """Live relay reservations (relay peer ID, relay address, expiry)."""
         return self._reservations.reservations() if self._reservations else []
+
+    @property
+    def dht(self) -> DhtService | None:
+        """The Kademlia service (``None`` when the DHT is off in this config)."""
+        return self._dht
+
+    def relays(self) -> list[RelayInfo]:
+        """Every relay we know of, best first: ``RelayInfo(peer_id, addrs, rtt, load, failures,
+        score, reserved)``; empty without relays, bootstrap peers or a DHT."""
+        return self._relay_manager.relays() if self._relay_manager is not None else []
+
+    async def discover_relays(self) -> list[RelayInfo]:
+        """Look for relays now (the configured and bootstrap peers, provider records of the
+        relay key, a random walk), measure them and hold the best; returns :meth:`relays`."""
+        if self._relay_manager is None:
+            raise ConfigError("relay discovery needs relays, bootstrap peers or a DHT in the NetworkConfig "
+                              "(and relay_reservations > 0)")
+        return await self._relay_manager.discover()
 
     async def connect(self, addr: str | Multiaddr) -> PeerId:
         """Dial ``addr``; returns the peer's authenticated ID.
@@ -307,6 +369,10 @@ class Network:
             await self._webrtc.close()
             for c in [c for c in self._host.connections() if c.transport == WEBRTC]:
                 await c.close()
+        if self._relay_manager is not None:
+            await self._relay_manager.close()
+        if self._dht is not None:
+            await self._dht.close()
         if self._reservations is not None:
             await self._reservations.close()
         await self._host.close()

@@ -188,33 +188,76 @@ class ReservationManager:
         self.transport = transport
         self.request_timeout = request_timeout
         self._machines: dict[PeerId, tuple[Multiaddr, ReservationMachine]] = {}
+        self._backoff = (backoff_initial, backoff_max)
         for addr in relays:
-            relay_text = addr.value_for("p2p")
-            if relay_text is None or addr.protocols()[-1] != "p2p":
-                raise ConfigError(f"relay address must end with /p2p/<relay peer id>: {addr}")
-            relay = PeerId.from_string(relay_text)
-            machine = ReservationMachine(
-                relay,
-                Backoff(initial=backoff_initial, maximum=backoff_max),
-                min_renew_interval=1.0,
-                attempt_timeout=request_timeout + host.config.dial_timeout,
-            )
-            self._machines[relay] = (addr, machine)
-            transport.trusted_relays.add(relay)
+            self._add_machine(addr)
         self._wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: dict[PeerId, asyncio.Task] = {}
+        self._started = False
         host.on("peer:disconnect", self._on_disconnect)
         host.add_listen_addr_source(self.circuit_addrs)
         host.add_route_source(self.routes_to)
 
+    def _add_machine(self, addr: Multiaddr) -> PeerId:
+        relay_text = addr.value_for("p2p")
+        if relay_text is None or addr.protocols()[-1] != "p2p":
+            raise ConfigError(f"relay address must end with /p2p/<relay peer id>: {addr}")
+        relay = PeerId.from_string(relay_text)
+        machine = ReservationMachine(
+            relay,
+            Backoff(initial=self._backoff[0], maximum=self._backoff[1]),
+            min_renew_interval=1.0,
+            attempt_timeout=self.request_timeout + self.host.config.dial_timeout,
+        )
+        self._machines[relay] = (addr, machine)
+        self.transport.trusted_relays.add(relay)
+        return relay
+
     def start(self) -> None:
+        self._started = True
         for relay in self._machines:
-            self._tasks.append(spawn(self._run(relay), f"reservation on {relay}"))
+            if relay not in self._tasks:
+                self._tasks[relay] = spawn(self._run(relay), f"reservation on {relay}")
+
+    def relays(self) -> list[PeerId]:
+        """The relays this manager holds (or is trying to hold) a reservation on."""
+        return list(self._machines)
+
+    def add_relay(self, addr: Multiaddr | str) -> PeerId:
+        """Start holding a reservation on the relay at ``addr`` (``.../p2p/<relay>``), at once if
+        the manager runs. A relay already held is left as it is."""
+        addr = Multiaddr(addr)
+        relay_text = addr.value_for("p2p")
+        if relay_text is not None and PeerId.from_string(relay_text) in self._machines:
+            return PeerId.from_string(relay_text)
+        relay = self._add_machine(addr)
+        if self._started:
+            self._tasks[relay] = spawn(self._run(relay), f"reservation on {relay}")
+        return relay
+
+    async def remove_relay(self, relay: PeerId) -> bool:
+        """Stop holding ``relay``: no more renewals, its circuit address is no longer advertised,
+        its stop requests are no longer accepted (``relay:lost`` if it was reserved). The
+        connection is left to its other users."""
+        entry = self._machines.pop(relay, None)
+        if entry is None:
+            return False
+        was = entry[1].is_reserved(time.monotonic())
+        entry[1].stop()
+        self.transport.trusted_relays.discard(relay)
+        task = self._tasks.pop(relay, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if was:
+            self.host.emit("relay:lost", relay)
+        return True
 
     async def close(self) -> None:
-        for t in self._tasks:
+        tasks = list(self._tasks.values())
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def reservations(self) -> list[ReservationInfo]:
         now = time.monotonic()

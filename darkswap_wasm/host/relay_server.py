@@ -33,9 +33,11 @@ from ..protocols.circuit_v2 import (
     StopType,
     status_for_error,
 )
+from ..protocols.relay_info import RelayInfo
 from ..tasks import spawn
 from .host import Host
 from .ratelog import RefusalLog
+from .relay_info import serve_relay_info
 from .stream import NO_TIMEOUT, Stream
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,18 @@ class RelayService:
         self._circuits: set[asyncio.Task] = set()
         self._expiry_task: asyncio.Task | None = None
         host.set_stream_handler(HOP_PROTOCOL_ID, self._handle_hop)
+        serve_relay_info(host, self.usage)  # clients weigh our load when choosing relays
         host.on("peer:disconnect", self._on_disconnect)
+
+    def usage(self) -> RelayInfo:
+        """Live counts for ``/darkswap/relay-info/1.0.0``: reservations and circuits in use and
+        their limits (:func:`~.relay_info.serve_relay_info` answers with this)."""
+        return RelayInfo(
+            reservations=self.resources.reservation_count,
+            reservation_limit=self.config.max_reservations,
+            circuits=self.resources.circuit_count,
+            circuit_limit=self.config.max_circuits,
+        )
 
     def start(self) -> None:
         self._expiry_task = spawn(self._expire_loop(), "relay reservation expiry")

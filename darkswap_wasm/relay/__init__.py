@@ -23,6 +23,7 @@ from ..identity import Identity
 from ..policy.conn_limits import ConnLimitsConfig
 from ..protocols.circuit_v2 import RelayConfig
 from ..protocols.rendezvous import RendezvousConfig
+from .dht_args import add_dht_arguments, relay_dht_options
 from .tls_args import add_tls_args, tls_transports
 
 log = logging.getLogger("darkswap_wasm.relay")
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="N", help="registrations held in total")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_tls_args(p)
+    add_dht_arguments(p)
     add_print_peer_id(p)
     p.add_argument("--version", action="version", version=f"darkswap-wasm {__version__}")
     return p
@@ -136,6 +138,7 @@ async def run(args: argparse.Namespace) -> int:
             # to fill) nor takes WebRTC offers (each would build a peer connection)
             messaging=None,
             webrtc=None,
+            **relay_dht_options(args),
         )
     )
     service = RelayService(net.host, config)
