@@ -134,6 +134,7 @@ class DhtService:
             on_error=self._on_driver_error,
             what="kad provider store",
         )
+        self._ready = Wakeup()  # bootstrap done
         self._refresh: RefreshSchedule | None = None
         self._refresh_driver: Driver | None = None
         if self.config.mode == "server":
@@ -151,7 +152,10 @@ class DhtService:
         self._tasks.spawn(self._start(), "kad bootstrap")
 
     async def _start(self) -> None:
-        await self.bootstrap()
+        try:
+            await self.bootstrap()
+        finally:
+            self._ready.set()
         for key in self._provide_at_start:  # after bootstrap: a publish needs peers to go to
             self.provide(key)
         if self.config.refresh and not self._closed:
@@ -164,6 +168,10 @@ class DhtService:
                 what="kad random walk",
             )
             self._refresh_driver.rearm()
+
+    async def wait_bootstrapped(self, timeout: float) -> bool:
+        """Wait until the start-up bootstrap finished (whatever it reached); False on timeout."""
+        return await self._ready.wait(timeout)
 
     async def bootstrap(self) -> int:
         """Connect to every bootstrap peer, add the servers among them to the table, then look
