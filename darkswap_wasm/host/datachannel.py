@@ -247,6 +247,7 @@ class WebRTCConnection:
         self._on_closed = on_closed
         self._pinger = pinger
         self._streams: dict[int, Stream] = {}
+        self._idle_since: float | None = time.monotonic()
         self._next_id = 0
         self._closed = False
         self._accepting = False
@@ -260,6 +261,18 @@ class WebRTCConnection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def num_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def idle_since(self) -> float | None:
+        return self._idle_since
+
+    def _add(self, stream: Stream) -> None:
+        self._streams[stream.stream_id] = stream
+        self._idle_since = None
 
     def start_accepting(self) -> None:
         """Hand inbound streams to the host from now on (once the connection is registered),
@@ -297,14 +310,15 @@ class WebRTCConnection:
             return
         self._next_id += 1
         stream = channel_stream(self, channel, self._next_id, inbound=True)
-        self._streams[stream.stream_id] = stream
+        self._add(stream)
         if self._accepting:
             self._on_stream(stream)
         else:
             self._early.append(stream)
 
     def _forget(self, stream: Stream) -> None:
-        self._streams.pop(stream.stream_id, None)
+        if self._streams.pop(stream.stream_id, None) is not None and not self._streams:
+            self._idle_since = time.monotonic()
 
     async def open_stream(self) -> Stream:
         if self._closed:
@@ -331,7 +345,7 @@ class WebRTCConnection:
         if self._closed:
             channel.close()
             raise ConnectionClosed("WebRTC connection closed")
-        self._streams[stream.stream_id] = stream
+        self._add(stream)
         return stream
 
     async def ping(self, timeout: float) -> float:

@@ -80,27 +80,14 @@ def remote_ip(addr: Multiaddr) -> str | None:
     return addr.value_for("ip4") or addr.value_for("ip6")
 
 
-class _ConnState:
-    """What the host tracks of one established connection: the streams it saw opened on it (to
-    tell whether it is idle) and its idle timer."""
+class _Idle:
+    """One established connection's idle rule and its one timer."""
 
-    __slots__ = ("idle", "prune_at", "streams", "timer")
+    __slots__ = ("rule", "timer")
 
-    def __init__(self) -> None:
-        self.streams: set[Stream] = set()
-        self.prune_at = 16  # forget ended streams once the set is this big (amortised)
-        self.idle: IdleTimer | None = None
+    def __init__(self, rule: IdleTimer) -> None:
+        self.rule = rule
         self.timer: asyncio.TimerHandle | None = None
-
-    def open_streams(self) -> bool:
-        """Whether a stream it saw opened is still open: not reset, our writing half not closed.
-        (Connection exposes no stream count; a stream we FIN'd but still read counts as ended.)"""
-        self.prune()
-        return bool(self.streams)
-
-    def prune(self) -> None:
-        self.streams = {s for s in self.streams if not (s.is_reset or s.write_closed)}
-        self.prune_at = max(16, 2 * len(self.streams))
 
 
 def _known(event: str) -> None:
@@ -119,7 +106,7 @@ class Host:
         self._conns: dict[PeerId, list[Connection]] = {}
         self._pending: dict[RawConnection, Connection] = {}  # upgrades in progress, both directions
         self._limits = ConnectionLimits(config.limits)
-        self._conn_state: dict[object, _ConnState] = {}  # established connection -> streams, idle timer
+        self._idle: dict[object, _Idle] = {}  # established connection -> its idle rule and timer
         self._keep_alive: list[Callable[[Connection], bool]] = []
         self.idle_closed = 0  # connections closed by the idle timeout (for metrics)
         self._tasks: set[asyncio.Task] = set()
@@ -260,11 +247,9 @@ class Host:
         evict = self._limits.established(conn, peer, pending_key=pending_key, idle=self._is_idle)
         first = not self._conns.get(peer)
         self._conns.setdefault(peer, []).append(conn)
-        state = self._conn_state.setdefault(conn, _ConnState())  # streams may have opened already
         if self.config.idle_timeout is not None:
-            loop = asyncio.get_running_loop()
-            state.idle = IdleTimer(self.config.idle_timeout, loop.time())
-            state.timer = loop.call_later(self.config.idle_timeout, self._idle_check, conn)
+            idle = self._idle[conn] = _Idle(IdleTimer(self.config.idle_timeout, time.monotonic()))
+            idle.timer = asyncio.get_running_loop().call_later(self.config.idle_timeout, self._idle_check, conn)
         if first:
             self.emit("peer:connect", peer)
         self.emit("connection:open", conn)
@@ -289,8 +274,7 @@ class Host:
         self._keep_alive.append(busy)
 
     def _is_idle(self, conn) -> bool:
-        state = self._conn_state.get(conn)
-        if state is not None and state.open_streams():
+        if conn.num_streams:
             return False
         for busy in self._keep_alive:
             try:
@@ -300,40 +284,31 @@ class Host:
                 log.exception("keep-alive source failed")
         return True
 
-    def _stream_opened(self, stream: Stream) -> None:
-        state = self._conn_state.setdefault(stream.conn, _ConnState())
-        state.streams.add(stream)
-        if len(state.streams) >= state.prune_at:
-            state.prune()
-        if state.idle is not None:
-            state.idle.activity(asyncio.get_running_loop().time())
-
-    def _stream_ended(self, conn) -> None:
-        """A stream the host ran (a handler, ping, identify) ended: the idle time counts from now."""
-        state = self._conn_state.get(conn)
-        if state is not None and state.idle is not None:
-            state.idle.activity(asyncio.get_running_loop().time())
-
     def _idle_check(self, conn) -> None:
-        state = self._conn_state.get(conn)
-        if state is None or state.idle is None or conn.closed or self._closed:
+        """The connection's one idle timer ran out: close it if no stream was open for the whole
+        timeout (the connection says when its last stream ended), else sleep until it could be."""
+        idle = self._idle.get(conn)
+        if idle is None or conn.closed or self._closed:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if state.idle.expired(now, busy=not self._is_idle(conn)):
-            state.timer = None
+        since = conn.idle_since
+        if since is not None:
+            idle.rule.activity(since)  # its last stream ended then: the timeout counts from there
+        now = time.monotonic()
+        if idle.rule.expired(now, busy=not self._is_idle(conn)):
+            idle.timer = None
             self.idle_closed += 1
-            log.debug("closing %r: no open stream for %gs (HostConfig.idle_timeout)", conn, state.idle.timeout)
+            log.debug("closing %r: no open stream for %gs (HostConfig.idle_timeout)", conn, idle.rule.timeout)
             self._spawn(conn.close())
             return
-        state.timer = loop.call_later(max(0.0, state.idle.deadline - now), self._idle_check, conn)
+        delay = max(0.0, idle.rule.deadline - now)
+        idle.timer = asyncio.get_running_loop().call_later(delay, self._idle_check, conn)
 
     def connection_closed(self, conn: Connection) -> None:
         """A connection registered with :meth:`add_connection` ended (its ``on_closed``)."""
         self._limits.closed(conn)
-        state = self._conn_state.pop(conn, None)
-        if state is not None and state.timer is not None:
-            state.timer.cancel()
+        idle = self._idle.pop(conn, None)
+        if idle is not None and idle.timer is not None:
+            idle.timer.cancel()
         peer = conn.remote_peer
         if peer is None:
             return
@@ -432,7 +407,6 @@ class Host:
 
     async def new_stream_on(self, conn: Connection, protocols: Iterable[str]) -> Stream:
         stream = await conn.open_stream()
-        self._stream_opened(stream)
         dialer = multistream.Dialer(protocols)
         try:
             await asyncio.wait_for(self._negotiate(stream, dialer), self.config.negotiate_timeout)
@@ -462,7 +436,6 @@ class Host:
     def accept_stream(self, stream: Stream) -> None:
         """An inbound stream of one of our connections (its ``on_stream``): negotiate its
         protocol and run the handler, within the host's handler budget."""
-        self._stream_opened(stream)
         self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: Stream) -> None:
@@ -478,7 +451,6 @@ class Host:
         try:
             await self._run_handler(stream)
         finally:
-            self._stream_ended(stream.conn)
             left = self._handlers_held[peer] - 1
             if left:
                 self._handlers_held[peer] = left
@@ -554,8 +526,6 @@ class Host:
         except BaseException:
             await stream.reset()
             raise
-        finally:
-            self._stream_ended(conn)
 
     # -- identify ---------------------------------------------------------------------------------
     def _identify_info(self, conn: Connection) -> identify.IdentifyInfo:
@@ -607,8 +577,6 @@ class Host:
             await stream.close_read()
         except DarkSwapError as exc:
             log.debug("identify with %s failed: %s", conn.remote_peer, exc)
-        finally:
-            self._stream_ended(conn)
 
     async def identify(self, peer: PeerId | str, timeout: float | None = None) -> identify.IdentifyInfo:
         """What identify told us about ``peer`` (waits for the exchange on a new connection)."""
@@ -639,9 +607,9 @@ class Host:
         for lst in self._listeners:
             await lst.close()
         self._listeners.clear()
-        for state in self._conn_state.values():
-            if state.timer is not None:
-                state.timer.cancel()
+        for idle in self._idle.values():
+            if idle.timer is not None:
+                idle.timer.cancel()
         for conn in list(self._pending.values()) + self.connections():
             await conn.close()
         for task in list(self._tasks):

@@ -76,6 +76,17 @@ class MuxedConnection(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def num_streams(self) -> int:
+        """Streams open on it (opened by either side, not yet fully closed or reset)."""
+        ...
+
+    @property
+    def idle_since(self) -> float | None:
+        """``time.monotonic()`` when its last stream ended (or it opened, if none ever did);
+        ``None`` while a stream is open. The host's idle timeout reads this."""
+        ...
+
     async def open_stream(self) -> Stream:
         """A new outbound stream (protocol not negotiated yet)."""
         ...

@@ -543,6 +543,45 @@ async def test_host_idle_timeout_closes_only_connections_without_streams():
             await n.close()
 
 
+@async_test(timeout=60)
+async def test_idle_timeout_counts_from_when_the_last_stream_of_any_service_ended():
+    """The connection says how many streams are open and when its last one ended (the muxer
+    contract), so a stream the host never saw (a service's: messaging, a circuit) and one that
+    is half-closed but still carries data both keep it busy, and the timeout runs from the end
+    of the last one, not one timeout later."""
+    from darkswap_wasm.host.host import HostConfig
+
+    server = await Network.create(NetworkConfig(listen_addrs=["/ip4/127.0.0.1/tcp/0"], webrtc=None, monitor=None,
+                                                host=HostConfig(idle_timeout=1.0)))
+    client = await Network.create(NetworkConfig(webrtc=None, monitor=None))
+    held: list = []
+
+    async def talker(stream) -> None:  # answers after the dialer closed its half, for a while
+        stream.claim()
+        held.append(stream)
+
+    try:
+        server.set_stream_handler("/talk/1.0.0", talker)
+        peer = await client.connect(str(server.listen_addrs()[0]))
+        stream = await client.new_stream(peer, ["/talk/1.0.0"])
+        await stream.close()  # our half is closed; the server's is open and still sends
+        for _ in range(6):  # 3 s: three idle timeouts
+            await asyncio.sleep(0.5)
+            await held[0].write(b"tick")
+            assert await stream.read(timeout=5) == b"tick"
+        conn = server.connections(client.local_peer_id())[0]
+        assert conn.num_streams == 1 and conn.idle_since is None
+        await held[0].close()  # both halves closed now: the stream ends here
+        assert await stream.read(timeout=5) == b""
+        ended = time.monotonic()
+        took = await wait_closed(client, peer, 5, ended)
+        assert took is not None and 0.8 <= took < 1.8, took  # one timeout after the end (was up to two)
+        assert server.host.idle_closed == 1
+    finally:
+        await client.close()
+        await server.close()
+
+
 # ----------------------------------------------------------- the attackers, as a process
 
 
