@@ -38,6 +38,7 @@ from ..tasks import spawn
 from ..transports.base import Listener, RawConnection, Transport
 from ..wire.multiaddr import Multiaddr
 from .connection import Connection, ConnectionConfig
+from .identify import IdentifyService, remember
 from .muxer import MuxedConnection, rank
 from .ratelog import RefusalLog
 from .stream import Stream
@@ -110,8 +111,6 @@ class Host:
         self._keep_alive: list[Callable[[Connection], bool]] = []
         self.idle_closed = 0  # connections closed by the idle timeout (for metrics)
         self._tasks: set[asyncio.Task] = set()
-        self._identified: dict[PeerId, identify.IdentifyInfo] = {}
-        self._identify_waiters: dict[PeerId, asyncio.Event] = {}
         self._listeners_cb: dict[str, list[Callable]] = {}
         self._addr_sources: list[Callable[[], list[Multiaddr]]] = []
         self._route_sources: list[Callable[[PeerId], list[Multiaddr]]] = []
@@ -120,8 +119,7 @@ class Host:
         self._handler_slots = asyncio.Semaphore(config.max_inbound_stream_handlers)
         self._handlers_held: dict[PeerId, int] = {}  # running inbound handlers per peer
         self.set_stream_handler(ping.PROTOCOL_ID, self._handle_ping)
-        self.set_stream_handler(identify.PROTOCOL_ID, self._handle_identify)
-        self.set_stream_handler(identify.PUSH_PROTOCOL_ID, self._handle_identify_push)
+        self._identify = IdentifyService(self, timeout=config.identify_timeout, cap=self._memory)
 
     # -- events ------------------------------------------------------------------------------
     def on(self, event: str, callback: Callable) -> None:
@@ -258,7 +256,7 @@ class Host:
                                   "closing its oldest idle one for the new one", peer,
                                   self.config.limits.max_connections_per_peer)
             self._spawn(old.close())
-        self._spawn(self._identify_peer(conn))
+        self._spawn(self._identify.exchange(conn))
 
     @property
     def connection_limits(self) -> ConnectionLimits:
@@ -354,22 +352,20 @@ class Host:
             raise PeerUnreachable(f"cannot reach {maddr}: {exc}") from exc
         conn = await self._upgrade(raw, is_initiator=True, expected_peer=expected)
         peer = conn.remote_peer
-        self._remember(self._dialed, peer, maddr if expected is not None else maddr.encapsulate(f"/p2p/{peer}"))
+        reached = maddr if expected is not None else maddr.encapsulate(f"/p2p/{peer}")
+        remember(self._dialed, peer, reached, self._memory())
         return conn
 
-    def _remember(self, table: dict, peer: PeerId, value) -> None:
-        """Per-peer memory (identify results, last working address), bounded: oldest out first."""
-        table.pop(peer, None)
-        table[peer] = value
-        if len(table) > 4 * self.config.max_connections:
-            table.pop(next(iter(table)))
+    def _memory(self) -> int:
+        """How many peers' answers and addresses to remember (oldest out first)."""
+        return 4 * self.config.max_connections
 
     async def connection_to(self, peer: PeerId | str) -> Connection:
         peer = PeerId.coerce(peer)
         conns = self.connections(peer)
         if conns:
             return conns[0]
-        info = self._identified.get(peer)
+        info = self._identify.known(peer)
         candidates = [self._dialed[peer]] if peer in self._dialed else []  # what worked last, first
         candidates += [a.encapsulate(f"/p2p/{peer}") for a in (info.listen_addrs if info else ())]
         for source in self._route_sources:
@@ -528,72 +524,9 @@ class Host:
             raise
 
     # -- identify ---------------------------------------------------------------------------------
-    def _identify_info(self, conn: Connection) -> identify.IdentifyInfo:
-        return identify.IdentifyInfo(
-            protocol_version=identify.PROTOCOL_VERSION,
-            agent_version=self.config.agent_version,
-            public_key=self.identity.public_key,
-            listen_addrs=tuple(a.without_p2p() for a in self.listen_addrs()),
-            observed_addr=conn.remote_addr,
-            protocols=tuple(self.protocols()),
-        )
-
-    async def _handle_identify(self, stream: Stream) -> None:
-        await stream.write(self._identify_info(stream.conn).encode())
-        await stream.close()
-
-    async def _handle_identify_push(self, stream: Stream) -> None:
-        await self._read_identify(stream)  # one bounded message, then we are done with it
-        await stream.close()
-
-    async def _read_identify(self, stream: Stream) -> identify.IdentifyInfo:
-        reader = identify.IdentifyReader(stream.remote_peer)
-        while True:
-            data = await stream.read(timeout=self.config.identify_timeout)
-            if not data:
-                info = reader.end_of_stream()
-                break
-            if reader.receive_data(data) is not None:
-                info = reader.result
-                break
-        assert info is not None
-        peer = stream.remote_peer
-        self._remember(self._identified, peer, info)
-        waiter = self._identify_waiters.get(peer)
-        if waiter is not None:
-            waiter.set()
-        self.emit("peer:identify", peer, info)
-        return info
-
-    async def _identify_peer(self, conn: Connection) -> None:
-        try:
-            stream = await self.new_stream_on(conn, [identify.PROTOCOL_ID])
-            try:
-                await self._read_identify(stream)
-            except BaseException:
-                await stream.reset()
-                raise
-            await stream.close()
-            await stream.close_read()
-        except DarkSwapError as exc:
-            log.debug("identify with %s failed: %s", conn.remote_peer, exc)
-
     async def identify(self, peer: PeerId | str, timeout: float | None = None) -> identify.IdentifyInfo:
         """What identify told us about ``peer`` (waits for the exchange on a new connection)."""
-        peer = PeerId.coerce(peer)
-        if peer in self._identified:
-            return self._identified[peer]
-        event = self._identify_waiters.setdefault(peer, asyncio.Event())
-        t = self.config.identify_timeout if timeout is None else timeout
-        try:
-            await asyncio.wait_for(event.wait(), t)
-        except TimeoutError:
-            raise Timeout(f"no identify from {peer} within {t:g}s") from None
-        self._identify_waiters.pop(peer, None)  # answered: every waiter on it has been woken
-        info = self._identified.get(peer)
-        if info is None:
-            raise Timeout(f"identify of {peer} arrived but was already evicted")
-        return info
+        return await self._identify.identify(PeerId.coerce(peer), timeout)
 
     # -- shutdown ------------------------------------------------------------------------------
     @property
