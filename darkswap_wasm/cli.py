@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect", action="append", default=[], metavar="MULTIADDR",
                    help="dial and ping at start; exit 1 if that fails")
     p.add_argument("--relay", action="append", default=[], metavar="MULTIADDR", help="reserve on this relay")
+    p.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR",
+                   help="repeatable; a DHT peer to join the Kademlia DHT through (as a client) and find relays")
     p.add_argument("--reservation-timeout", type=float, default=2.0, metavar="SECONDS",
                    help="after this long without a reservation, say so on stderr (and keep waiting)")
     p.add_argument("--report-interval", type=float, default=30.0, metavar="SECONDS",
@@ -211,7 +213,8 @@ async def run(args: argparse.Namespace) -> int:
     listen = args.listen or ([] if args.relay else DEFAULT_LISTEN)
     log.info("listening on %s", ", ".join(listen) or "nothing (relayed only)")
     net = await _announced(
-        Network.create(NetworkConfig(identity=identity, listen_addrs=listen, relays=args.relay, webrtc=webrtc)),
+        Network.create(NetworkConfig(identity=identity, listen_addrs=listen, relays=args.relay, webrtc=webrtc,
+                                     bootstrap=args.bootstrap)),
         args.reservation_timeout, "the network to start",
     )
     report = ReservationReport(net)
