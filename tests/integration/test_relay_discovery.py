@@ -166,8 +166,9 @@ async def test_new_clients_prefer_relays_that_are_not_nearly_full():
         assert loads[loaded.peer_id] == pytest.approx(0.9)
         on_loaded = sum(held(c) == [loaded.peer_id] for c in clients)
         assert on_loaded <= 1, f"{on_loaded} of 6 new clients chose the 90 % full relay"
-        spread = {r.peer_id: sum(held(c) == [r.peer_id] for c in clients) for r in relays if r is not loaded}
-        assert all(n >= 1 for n in spread.values()), spread  # and they spread over the other two
+        # (how evenly they spread over the other two is the selection policy's unit test, 1,000
+        # clients: 6 clients whose RTTs to two equal relays differ can all land on the faster one)
+        assert sum(len(held(c)) for c in clients) == 6
     finally:
         for n in clients + fillers:
             await n.close()
