@@ -66,8 +66,7 @@ class Connection:
             timeout=config.upgrade_timeout,
             yamux_config=config.yamux,
         )
-        self._streams: dict[int, Stream] = {}
-        self._idle_since: float | None = time.monotonic()
+        self._streams = contract.StreamTable()
         self._on_stream = on_stream
         self._on_closed = on_closed
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,17 +104,7 @@ class Connection:
 
     @property
     def idle_since(self) -> float | None:
-        return self._idle_since
-
-    def _add(self, s: Stream) -> None:
-        self._streams[s.stream_id] = s
-        self._idle_since = None
-
-    def _drop(self, stream_id: int) -> Stream | None:
-        s = self._streams.pop(stream_id, None)
-        if s is not None and not self._streams:
-            self._idle_since = time.monotonic()
-        return s
+        return self._streams.idle_since
 
     async def start(self) -> None:
         """Run the upgrade; returns once secured and muxed, raises on failure or timeout."""
@@ -167,7 +156,7 @@ class Connection:
                     s.wake_writer()
             elif isinstance(ev, yamux.StreamOpened):
                 s = Stream(self, ev.stream_id, inbound=True, port=_YamuxPort(self, ev.stream_id))
-                self._add(s)
+                self._streams.add(s)
                 self._muxer().accept_stream(ev.stream_id)
                 self._on_stream(s)
             elif isinstance(ev, yamux.StreamEnded):
@@ -175,7 +164,7 @@ class Connection:
                 if s is not None:
                     s.deliver_eof()
             elif isinstance(ev, yamux.StreamResetByPeer):
-                s = self._drop(ev.stream_id)
+                s = self._streams.drop(ev.stream_id)
                 if s is not None:
                     s.deliver_reset()
             elif isinstance(ev, yamux.PongReceived):
@@ -191,7 +180,7 @@ class Connection:
             elif isinstance(ev, yamux.ConnectionTerminated):
                 raise ConnectionClosed(f"yamux session ended: {ev.reason}")
             elif isinstance(ev, yamux.StreamClosedFully):
-                self._drop(ev.stream_id)
+                self._streams.drop(ev.stream_id)
             elif isinstance(ev, yamux.StreamRefused) and ev.reason != "go_away":  # a limit, not a shutdown
                 refusals.refused(
                     f"yamux:{ev.reason}",
@@ -221,9 +210,8 @@ class Connection:
         if not self._ready.done():
             self._ready.set_exception(reason or ConnectionClosed("connection closed"))
             self._ready.exception()  # mark retrieved
-        for s in list(self._streams.values()):
+        for s in self._streams.take_all():
             s.deliver_reset(reason)
-        self._streams.clear()
         for fut in self._pings.values():
             if not fut.done():
                 fut.set_exception(ConnectionClosed("connection closed"))
@@ -293,7 +281,7 @@ class Connection:
     def _reset_stream(self, stream_id: int) -> None:
         if self._closed:
             return
-        self._drop(stream_id)
+        self._streams.drop(stream_id)
         try:
             self._muxer().reset_stream(stream_id)
         except DarkSwapError:
@@ -304,7 +292,7 @@ class Connection:
     async def open_stream(self) -> Stream:
         sid = self._muxer().open_stream()
         s = Stream(self, sid, inbound=False, port=_YamuxPort(self, sid))
-        self._add(s)
+        self._streams.add(s)
         self._flush()
         return s
 

@@ -246,8 +246,7 @@ class WebRTCConnection:
         self._on_stream = on_stream
         self._on_closed = on_closed
         self._pinger = pinger
-        self._streams: dict[int, Stream] = {}
-        self._idle_since: float | None = time.monotonic()
+        self._streams = contract.StreamTable()
         self._next_id = 0
         self._closed = False
         self._accepting = False
@@ -268,11 +267,7 @@ class WebRTCConnection:
 
     @property
     def idle_since(self) -> float | None:
-        return self._idle_since
-
-    def _add(self, stream: Stream) -> None:
-        self._streams[stream.stream_id] = stream
-        self._idle_since = None
+        return self._streams.idle_since
 
     def start_accepting(self) -> None:
         """Hand inbound streams to the host from now on (once the connection is registered),
@@ -310,15 +305,14 @@ class WebRTCConnection:
             return
         self._next_id += 1
         stream = channel_stream(self, channel, self._next_id, inbound=True)
-        self._add(stream)
+        self._streams.add(stream)
         if self._accepting:
             self._on_stream(stream)
         else:
             self._early.append(stream)
 
     def _forget(self, stream: Stream) -> None:
-        if self._streams.pop(stream.stream_id, None) is not None and not self._streams:
-            self._idle_since = time.monotonic()
+        self._streams.drop(stream.stream_id)
 
     async def open_stream(self) -> Stream:
         if self._closed:
@@ -345,7 +339,7 @@ class WebRTCConnection:
         if self._closed:
             channel.close()
             raise ConnectionClosed("WebRTC connection closed")
-        self._add(stream)
+        self._streams.add(stream)
         return stream
 
     async def ping(self, timeout: float) -> float:
@@ -358,9 +352,8 @@ class WebRTCConnection:
         if self._closed:
             return
         self._closed = True
-        for s in list(self._streams.values()):
+        for s in self._streams.take_all():
             s.deliver_reset(reason or ConnectionClosed("WebRTC connection closed"))
-        self._streams.clear()
         for s in self._early:
             s.deliver_reset(reason or ConnectionClosed("WebRTC connection closed"))
         self._early.clear()

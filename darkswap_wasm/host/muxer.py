@@ -20,6 +20,7 @@ relayed circuit last).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .connection import ConnectionConfig
     from .stream import Stream
 
-__all__ = ["RELAY", "TCP", "WEBRTC", "WS", "MuxedConnection", "StreamPort", "rank"]
+__all__ = ["RELAY", "TCP", "WEBRTC", "WS", "MuxedConnection", "StreamPort", "StreamTable", "rank"]
 
 TCP = "tcp"
 WS = "ws"
@@ -118,3 +119,37 @@ class StreamPort(Protocol):
     def close_read(self) -> None: ...
 
     def reset(self) -> None: ...
+
+
+class StreamTable:
+    """The open streams of one connection by id, and since when none is open (what
+    :attr:`MuxedConnection.num_streams` and :attr:`MuxedConnection.idle_since` report): one
+    bookkeeping for every muxer."""
+
+    __slots__ = ("_streams", "idle_since")
+
+    def __init__(self) -> None:
+        self._streams: dict[int, Stream] = {}
+        self.idle_since: float | None = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def get(self, stream_id: int) -> Stream | None:
+        return self._streams.get(stream_id)
+
+    def add(self, stream: Stream) -> None:
+        self._streams[stream.stream_id] = stream
+        self.idle_since = None
+
+    def drop(self, stream_id: int) -> Stream | None:
+        s = self._streams.pop(stream_id, None)
+        if s is not None and not self._streams:
+            self.idle_since = time.monotonic()
+        return s
+
+    def take_all(self) -> list[Stream]:
+        """Every stream, forgotten (the connection closed)."""
+        streams = list(self._streams.values())
+        self._streams.clear()
+        return streams
